@@ -1,0 +1,56 @@
+/*
+ * internal.h - shared declarations inside libsigngate: error detail,
+ * OpenSSL error translation, small helpers.  Not installed.
+ */
+#ifndef SG_INTERNAL_H
+#define SG_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "signgate/signgate.h"
+
+#if defined(__GNUC__)
+#define SG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define SG_PRINTF(a, b)
+#endif
+
+/* Records st with a detail message for sg_last_error(); returns st. */
+sg_status sg_fail(sg_status st, const char *fmt, ...) SG_PRINTF(2, 3);
+/* Same, appending the text of OpenSSL's error queue (and clearing it). */
+sg_status sg_fail_ossl(sg_status st, const char *fmt, ...) SG_PRINTF(2, 3);
+/* Prepends "prefix: " to the current detail message; returns st. */
+sg_status sg_fail_prefix(sg_status st, const char *fmt, ...) SG_PRINTF(2, 3);
+void sg_clear_error(void);
+
+const EVP_MD *sg_md_evp(sg_md md);
+int sg_md_nid(sg_md md);
+sg_status sg_md_from_nid(int nid, sg_md *out);
+
+/* Reads a whole (small) file into memory, at most max bytes. */
+sg_status sg_read_file(const char *path, size_t max, unsigned char **buf,
+                       size_t *len);
+
+/*
+ * Atomic output: a temporary file in the directory of path, opened for
+ * writing; commit = fsync + rename (+ fsync of the directory); abort
+ * removes it.  Never leaves a half-written file at path.
+ */
+typedef struct sg_outfile {
+	int fd;
+	char *path;
+	char *tmp;
+} sg_outfile;
+sg_status sg_outfile_open(sg_outfile *o, const char *path);
+sg_status sg_outfile_commit(sg_outfile *o);
+void sg_outfile_abort(sg_outfile *o);
+
+/* Writes all of buf at offset off; 0 or an errno-style failure status. */
+sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+sg_status sg_write_all(int fd, const void *buf, size_t len);
+
+#endif
