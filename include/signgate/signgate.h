@@ -109,6 +109,15 @@ sg_status sg_file_write(sg_file *f, const unsigned char *sig, size_t siglen,
 sg_status sg_file_write_fd(sg_file *f, const unsigned char *sig,
                            size_t siglen, int fd, int body_done);
 
+/* Embeds the signature in file sigpath (DER) into in, writing out
+ * atomically.  The signature's digest must match the file's:
+ * SG_ERR_VERIFY otherwise, and nothing is written. */
+sg_status sg_attach_signature_file(const char *in, const char *sigpath,
+                                   const char *out);
+
+/* Writes buf to path atomically (temp file, fsync, rename). */
+sg_status sg_write_file_atomic(const char *path, const void *buf, size_t len);
+
 /* ---------------------------------------------------------------- secrets */
 
 /* Reads a secret named by spec: "file:PATH" (first line), "env:VAR", or
@@ -181,6 +190,15 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 sg_status sg_authenticode_nest(const unsigned char *outer, size_t outerlen,
                                const unsigned char *inner, size_t innerlen,
                                unsigned char **der, size_t *derlen);
+
+/*
+ * Signs the file at in and writes the signed file to out (temp file, fsync,
+ * rename; out may equal in).  An existing signature is replaced, or kept
+ * with the new one nested in it when nest is set.  The bytes written are
+ * the bytes hashed, so output and signature always agree.
+ */
+sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
+                       sg_signer *s, const sg_sign_opts *opts);
 
 /* One signature's verdict. */
 typedef struct sg_sig_report {

@@ -34,4 +34,9 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 sg_status sg_softkey_new(EVP_PKEY *pkey, const struct sg_signer_ops **ops,
                          void **ctx);
 
+/* For authenticode.c: the leaf, and every certificate to embed (leaf
+ * first).  Owned by the signer. */
+X509 *sg_signer_leaf(const sg_signer *s);
+STACK_OF(X509) *sg_signer_certs(const sg_signer *s);
+
 #endif

@@ -1,0 +1,34 @@
+/*
+ * authenticode_int.h - helpers shared by authenticode.c (building) and
+ * verify.c (checking).
+ */
+#ifndef SG_AUTHENTICODE_INT_H
+#define SG_AUTHENTICODE_INT_H
+
+#include <limits.h>
+
+#include <openssl/pkcs7.h>
+
+#include "signgate/signgate.h"
+
+/* DER SpcIndirectDataContent for a file of format fmt with this digest. */
+sg_status sg_ac_build_idc(const char *fmt, sg_md md, const unsigned char *digest,
+                          size_t dlen, unsigned char **der, int *derlen);
+/* The value of a DER SEQUENCE without its tag and length: what the
+ * messageDigest attribute of an Authenticode signature covers. */
+sg_status sg_ac_content_octets(const unsigned char *der, long len,
+                               const unsigned char **val, long *vallen);
+/* Parses DER into a SignedData with at least one signer. */
+sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out);
+
+/* The digest algorithm and digest that p7's SpcIndirectDataContent
+ * carries, and the content octets its messageDigest attribute covers
+ * (pointing into p7). */
+sg_status sg_ac_read_content(PKCS7 *p7, sg_md *md, unsigned char *digest,
+                             const unsigned char **content, long *content_len);
+
+/* Several digests of a file in one pass (file.c). */
+sg_status sg_file_digests(sg_file *f, const sg_md *mds, size_t n,
+                          unsigned char (*out)[SG_MAX_MD]);
+
+#endif
