@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "servers.h"
 
 static const struct {
 	const char *name;
@@ -20,6 +21,8 @@ static const struct {
 	{ "extract-signature", cmd_extract, "write a file's signature (DER PKCS#7) to a file" },
 	{ "attach-signature", cmd_attach, "embed a detached signature in a file" },
 	{ "remove-signature", cmd_remove, "write a file without its signature" },
+	{ "service", sg_service_main, "run the signing service (HTTPS, keys in an HSM)" },
+	{ "serve", sg_serve_main, "run the download server (signs files as they are downloaded)" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

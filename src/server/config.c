@@ -1,0 +1,365 @@
+/*
+ * config.c - loads the INI configuration (see config.h, docs/CONFIG.md)
+ * with inih, by a table of known keys per section.  Unknown sections and
+ * keys are errors, so a typo is caught at start rather than ignored.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "../lib/internal.h"
+
+typedef struct cfg_parse {
+	sg_config *c;
+	char err[512];
+	sg_cfg_key *key;       /* current [key NAME] */
+	sg_cfg_client *client; /* current [client NAME] */
+} cfg_parse;
+
+enum cfg_type { T_STR, T_INT, T_SIZE, T_ONFAIL, T_METHOD, T_MD, T_LIST };
+
+struct cfg_item {
+	const char *section; /* "service", "serve", "log", "key", "client" */
+	const char *name;
+	enum cfg_type type;
+	size_t off;          /* in sg_config, or in sg_cfg_key/sg_cfg_client */
+	long min, max;
+};
+
+#define C(f) offsetof(sg_config, f)
+#define K(f) offsetof(sg_cfg_key, f)
+static const struct cfg_item items[] = {
+	{ "log", "file", T_STR, C(log), 0, 0 },
+	{ "service", "listen", T_STR, C(svc_listen), 0, 0 },
+	{ "service", "tls_cert", T_STR, C(svc_tls_cert), 0, 0 },
+	{ "service", "tls_key", T_STR, C(svc_tls_key), 0, 0 },
+	{ "service", "sign_log", T_STR, C(svc_sign_log), 0, 0 },
+	{ "service", "max_body", T_SIZE, C(svc_max_body), 256, 1 << 24 },
+	{ "service", "threads", T_INT, C(svc_threads), 1, 256 },
+	{ "serve", "listen", T_STR, C(srv_listen), 0, 0 },
+	{ "serve", "root", T_STR, C(srv_root), 0, 0 },
+	{ "serve", "cache_dir", T_STR, C(srv_cache), 0, 0 },
+	{ "serve", "threads", T_INT, C(srv_threads), 1, 1024 },
+	{ "serve", "on_sign_failure", T_ONFAIL, C(on_fail), 0, 0 },
+	{ "serve", "sign_method", T_METHOD, C(method), 0, 0 },
+	{ "serve", "digest", T_MD, C(md), 0, 0 },
+	{ "serve", "program_name", T_STR, C(prog_name), 0, 0 },
+	{ "serve", "program_url", T_STR, C(prog_url), 0, 0 },
+	{ "serve", "service_url", T_STR, C(svc_url), 0, 0 },
+	{ "serve", "service_ca", T_STR, C(svc_ca), 0, 0 },
+	{ "serve", "service_token", T_STR, C(svc_token), 0, 0 },
+	{ "serve", "service_key", T_STR, C(svc_key), 0, 0 },
+	{ "serve", "connect_timeout", T_INT, C(connect_timeout), 1, 600 },
+	{ "serve", "timeout", T_INT, C(timeout), 1, 3600 },
+	{ "serve", "retries", T_INT, C(retries), 0, 10 },
+	{ "serve", "custom_key", T_STR, C(custom.uri), 0, 0 },
+	{ "serve", "custom_cert", T_STR, C(custom.cert), 0, 0 },
+	{ "serve", "custom_pass", T_STR, C(custom.pass), 0, 0 },
+	{ "serve", "custom_pfx", T_STR, C(custom.pfx), 0, 0 },
+	{ "key", "uri", T_STR, K(uri), 0, 0 },
+	{ "key", "cert", T_STR, K(cert), 0, 0 },
+	{ "key", "pass", T_STR, K(pass), 0, 0 },
+	{ "key", "pfx", T_STR, K(pfx), 0, 0 },
+	{ "client", "token", T_STR, offsetof(sg_cfg_client, token), 0, 0 },
+	{ "client", "keys", T_LIST, 0, 0, 0 },
+};
+
+static int cfg_err(cfg_parse *p, const char *fmt, ...) SG_PRINTF(2, 3);
+static int cfg_err(cfg_parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if(!p->err[0]) {
+		va_start(ap, fmt);
+		vsnprintf(p->err, sizeof(p->err), fmt, ap);
+		va_end(ap);
+	}
+	return 0;
+}
+
+/* Splits "key NAME" into its kind and name. */
+static int cfg_section(const char *section, char *kind, size_t kindlen,
+                       const char **name)
+{
+	const char *sp = strchr(section, ' ');
+	size_t n = sp ? (size_t)(sp - section) : strlen(section);
+
+	if(n >= kindlen)
+		return 0;
+	memcpy(kind, section, n);
+	kind[n] = '\0';
+	*name = sp ? sp + 1 : NULL;
+	while(*name && **name == ' ')
+		(*name)++;
+	return 1;
+}
+
+static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
+                   const char *name, const char *value)
+{
+	char *end;
+	long v;
+
+	switch(it->type) {
+	case T_STR: {
+		char **dst = (char **)((char *)base + it->off);
+		if(*dst)
+			return cfg_err(p, "'%s' given twice", name);
+		if(!(*dst = strdup(value)))
+			return cfg_err(p, "out of memory");
+		return 1;
+	}
+	case T_INT: case T_SIZE:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if(errno || end == value || *end || v < it->min || v > it->max)
+			return cfg_err(p, "'%s' must be a whole number from %ld to %ld, not '%s'",
+			               name, it->min, it->max, value);
+		if(it->type == T_SIZE)
+			*(size_t *)((char *)base + it->off) = (size_t)v;
+		else if(it->off == C(connect_timeout) || it->off == C(timeout))
+			*(long *)((char *)base + it->off) = v;
+		else
+			*(int *)((char *)base + it->off) = (int)v;
+		return 1;
+	case T_ONFAIL:
+		if(!strcmp(value, "refuse"))
+			p->c->on_fail = SG_ON_FAIL_REFUSE;
+		else if(!strcmp(value, "serve-unsigned"))
+			p->c->on_fail = SG_ON_FAIL_SERVE_UNSIGNED;
+		else
+			return cfg_err(p, "on_sign_failure must be 'refuse' or 'serve-unsigned', not '%s'",
+			               value);
+		return 1;
+	case T_METHOD:
+		if(!strcmp(value, "service"))
+			p->c->method = SG_METHOD_SERVICE;
+		else if(!strcmp(value, "custom"))
+			p->c->method = SG_METHOD_CUSTOM;
+		else
+			return cfg_err(p, "sign_method must be 'service' or 'custom', not '%s'", value);
+		return 1;
+	case T_MD:
+		if(sg_md_from_name(value, &p->c->md))
+			return cfg_err(p, "%s", sg_last_error());
+		return 1;
+	case T_LIST: {
+		sg_cfg_client *cl = base;
+		char *copy = strdup(value), *save = NULL, *tok;
+		if(!copy)
+			return cfg_err(p, "out of memory");
+		for(tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			if(cl->nkeys == SG_CFG_MAX_CLIENT_KEYS) {
+				free(copy);
+				return cfg_err(p, "more than %d keys for one client", SG_CFG_MAX_CLIENT_KEYS);
+			}
+			if(!(cl->keys[cl->nkeys++] = strdup(tok))) {
+				free(copy);
+				return cfg_err(p, "out of memory");
+			}
+		}
+		free(copy);
+		return 1;
+	}
+	}
+	return cfg_err(p, "internal error");
+}
+
+static int cfg_handler(void *user, const char *section, const char *name,
+                       const char *value)
+{
+	cfg_parse *p = user;
+	sg_config *c = p->c;
+	char kind[32];
+	const char *sname = NULL;
+	void *base = c;
+
+	if(p->err[0])
+		return 0;
+	if(!cfg_section(section, kind, sizeof(kind), &sname))
+		return cfg_err(p, "unknown section [%s]", section);
+	if(!strcmp(kind, "key") || !strcmp(kind, "client")) {
+		if(!sname || !*sname)
+			return cfg_err(p, "[%s] needs a name: [%s NAME]", kind, kind);
+		if(!strcmp(kind, "key")) {
+			if(!p->key || strcmp(p->key->name, sname)) {
+				if(sg_config_key(c, sname))
+					return cfg_err(p, "key '%s' defined twice", sname);
+				if(c->nkeys == SG_CFG_MAX_KEYS)
+					return cfg_err(p, "more than %d keys", SG_CFG_MAX_KEYS);
+				p->key = &c->keys[c->nkeys++];
+				if(!(p->key->name = strdup(sname)))
+					return cfg_err(p, "out of memory");
+			}
+			base = p->key;
+		} else {
+			if(!p->client || strcmp(p->client->name, sname)) {
+				for(size_t i = 0; i < c->nclients; i++)
+					if(!strcmp(c->clients[i].name, sname))
+						return cfg_err(p, "client '%s' defined twice", sname);
+				if(c->nclients == SG_CFG_MAX_CLIENTS)
+					return cfg_err(p, "more than %d clients", SG_CFG_MAX_CLIENTS);
+				p->client = &c->clients[c->nclients++];
+				if(!(p->client->name = strdup(sname)))
+					return cfg_err(p, "out of memory");
+			}
+			base = p->client;
+		}
+	} else if(sname) {
+		return cfg_err(p, "unknown section [%s]", section);
+	}
+	if(!name) /* a section header with no keys yet (inih >= 51 may call this) */
+		return 1;
+	for(size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++)
+		if(!strcmp(items[i].section, kind) && !strcmp(items[i].name, name))
+			return cfg_set(p, &items[i], base, name, value);
+	if(strcmp(kind, "log") && strcmp(kind, "service") && strcmp(kind, "serve") &&
+	   strcmp(kind, "key") && strcmp(kind, "client"))
+		return cfg_err(p, "unknown section [%s]", section);
+	return cfg_err(p, "unknown setting '%s' in [%s]", name, section);
+}
+
+/* Whole-file checks, after parsing. */
+static sg_status cfg_check(sg_config *c)
+{
+	for(size_t i = 0; i < c->nkeys; i++) {
+		sg_cfg_key *k = &c->keys[i];
+		if(!k->uri && !k->pfx)
+			return sg_fail(SG_ERR_USAGE, "%s: [key %s] needs 'uri' (a pkcs11: URI or key file) or 'pfx'",
+			               c->path, k->name);
+		if(k->uri && k->pfx)
+			return sg_fail(SG_ERR_USAGE, "%s: [key %s] has both 'uri' and 'pfx'", c->path, k->name);
+	}
+	for(size_t i = 0; i < c->nclients; i++) {
+		sg_cfg_client *cl = &c->clients[i];
+		if(!cl->token)
+			return sg_fail(SG_ERR_USAGE, "%s: [client %s] needs 'token'", c->path, cl->name);
+		for(size_t k = 0; k < cl->nkeys; k++)
+			if(!sg_config_key(c, cl->keys[k]))
+				return sg_fail(SG_ERR_USAGE, "%s: [client %s] names key '%s', which no [key] section defines",
+				               c->path, cl->name, cl->keys[k]);
+	}
+	return SG_OK;
+}
+
+sg_status sg_config_load(const char *path, sg_config **out)
+{
+	cfg_parse p = { 0 };
+	sg_config *c;
+	sg_status rc;
+	int line;
+	FILE *fp;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if(!c || !(c->path = strdup(path))) {
+		free(c);
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	}
+	c->svc_max_body = 65536;
+	c->svc_threads = 4;
+	c->srv_threads = 16;
+	c->md = SG_MD_SHA256;
+	c->connect_timeout = 5;
+	c->timeout = 30;
+	c->retries = 2;
+	p.c = c;
+	fp = fopen(path, "r");
+	if(!fp) {
+		rc = sg_fail(SG_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	line = ini_parse_file(fp, cfg_handler, &p);
+	fclose(fp);
+	if(line) {
+		rc = sg_fail(SG_ERR_USAGE, "%s:%d: %s", path, line,
+		             p.err[0] ? p.err : "syntax error (expected [section] or name = value)");
+		goto fail;
+	}
+	rc = cfg_check(c);
+	if(rc)
+		goto fail;
+	*out = c;
+	return SG_OK;
+fail:
+	sg_config_free(c);
+	return rc;
+}
+
+static void cfg_free_key(sg_cfg_key *k)
+{
+	free(k->name);
+	free(k->uri);
+	free(k->cert);
+	free(k->pass);
+	free(k->pfx);
+}
+
+void sg_config_free(sg_config *c)
+{
+	if(!c)
+		return;
+	for(size_t i = 0; i < c->nkeys; i++)
+		cfg_free_key(&c->keys[i]);
+	for(size_t i = 0; i < c->nclients; i++) {
+		free(c->clients[i].name);
+		free(c->clients[i].token);
+		for(size_t k = 0; k < c->clients[i].nkeys; k++)
+			free(c->clients[i].keys[k]);
+	}
+	cfg_free_key(&c->custom);
+	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
+	                  &c->svc_sign_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
+	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
+	                  &c->svc_token, &c->svc_key };
+	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		free(*strs[i]);
+	free(c);
+}
+
+const sg_cfg_key *sg_config_key(const sg_config *c, const char *name)
+{
+	for(size_t i = 0; i < c->nkeys; i++)
+		if(!strcmp(c->keys[i].name, name))
+			return &c->keys[i];
+	return NULL;
+}
+
+sg_status sg_parse_hostport(const char *s, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long v;
+	size_t hl;
+
+	*host = NULL;
+	*port = 0;
+	if(s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if(!rb || rb[1] != ':')
+			return sg_fail(SG_ERR_USAGE, "'%s' is not [ADDRESS]:PORT", s);
+		colon = rb + 1;
+		s++;
+		hl = (size_t)(rb - s);
+	} else {
+		colon = strrchr(s, ':');
+		if(!colon)
+			return sg_fail(SG_ERR_USAGE, "'%s' is not HOST:PORT", s);
+		hl = (size_t)(colon - s);
+	}
+	errno = 0;
+	v = strtol(colon + 1, &end, 10);
+	if(errno || *end || v < 0 || v > 65535 || end == colon + 1)
+		return sg_fail(SG_ERR_USAGE, "bad port in '%s'", s);
+	*host = strndup(s, hl);
+	if(!*host)
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	*port = (int)v;
+	return SG_OK;
+}

@@ -1,0 +1,77 @@
+/*
+ * config.h - the configuration file shared by the signing service
+ * (`signgate service`) and the download server (`signgate serve`): one INI
+ * file, documented in docs/CONFIG.md.  Each server reads its own sections.
+ * A bad file is refused with "PATH:LINE: reason".
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stddef.h>
+
+#include "signgate/signgate.h"
+
+#define SG_CFG_MAX_KEYS 32
+#define SG_CFG_MAX_CLIENTS 64
+#define SG_CFG_MAX_CLIENT_KEYS 16
+
+typedef struct sg_cfg_key {
+	char *name;
+	char *uri;     /* pkcs11: URI or PEM key path */
+	char *cert;    /* PEM chain; optional for a token certificate */
+	char *pass;    /* secret spec for PIN / key password, optional */
+	char *pfx;     /* PKCS#12 instead of uri+cert */
+} sg_cfg_key;
+
+typedef struct sg_cfg_client {
+	char *name;
+	char *token;   /* secret spec: file:PATH or env:VAR (or pass:) */
+	char *keys[SG_CFG_MAX_CLIENT_KEYS];
+	size_t nkeys;
+} sg_cfg_client;
+
+typedef enum { SG_ON_FAIL_REFUSE = 0, SG_ON_FAIL_SERVE_UNSIGNED } sg_on_fail;
+typedef enum { SG_METHOD_SERVICE = 0, SG_METHOD_CUSTOM } sg_method;
+
+typedef struct sg_config {
+	char *path;
+	char *log;             /* [log] file: path, or "-" for stderr */
+
+	/* [service] */
+	char *svc_listen;      /* host:port */
+	char *svc_tls_cert, *svc_tls_key;
+	char *svc_sign_log;    /* JSON line per signature */
+	size_t svc_max_body;
+	int svc_threads;
+	sg_cfg_key keys[SG_CFG_MAX_KEYS];
+	size_t nkeys;
+	sg_cfg_client clients[SG_CFG_MAX_CLIENTS];
+	size_t nclients;
+
+	/* [serve] */
+	char *srv_listen;
+	char *srv_root;        /* directory of files to serve */
+	char *srv_cache;       /* directory for signed copies */
+	int srv_threads;
+	sg_on_fail on_fail;
+	sg_method method;
+	sg_md md;
+	char *prog_name, *prog_url;
+	/* [serve] signing through the service */
+	char *svc_url, *svc_ca, *svc_token, *svc_key;
+	long connect_timeout, timeout;   /* seconds */
+	int retries;
+	/* [serve] custom method: a local key */
+	sg_cfg_key custom;
+} sg_config;
+
+/* Loads and checks path.  On failure sg_last_error() says "PATH:LINE:
+ * reason" (or what is missing). */
+sg_status sg_config_load(const char *path, sg_config **out);
+void sg_config_free(sg_config *c);
+/* The named key, or NULL. */
+const sg_cfg_key *sg_config_key(const sg_config *c, const char *name);
+/* Parses "host:port" (IPv4, [IPv6] or name).  host is malloc'd. */
+sg_status sg_parse_hostport(const char *s, char **host, int *port);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * httpd.c - see httpd.h.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <openssl/err.h>
+
+#include "../lib/internal.h"
+#include "config.h"
+#include "httpd.h"
+
+#define MAX_THREADS 1024
+
+struct worker {
+	pthread_t tid;
+	struct event_base *base;
+	struct evhttp *http;
+	int started;
+};
+
+struct sg_httpd {
+	int fd;
+	int port;
+	SSL_CTX *tls;
+	int nworkers;
+	struct worker *w;
+};
+
+static struct bufferevent *httpd_tls_bev(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+
+	if(!ssl)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+}
+
+static void *httpd_loop(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static sg_status httpd_listen(const char *spec, int *fd_out, int *port_out)
+{
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char *host = NULL, portstr[8];
+	int port, fd = -1, one = 1, e;
+	sg_status rc;
+
+	rc = sg_parse_hostport(spec, &host, &port);
+	if(rc)
+		return rc;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	e = getaddrinfo(*host ? host : NULL, portstr, &hints, &ai);
+	if(e) {
+		rc = sg_fail(SG_ERR_USAGE, "cannot resolve listen address %s: %s", spec, gai_strerror(e));
+		goto out;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	if(fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	   bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
+	   evutil_make_socket_nonblocking(fd)) {
+		rc = sg_fail(SG_ERR_IO, "cannot listen on %s: %s", spec, strerror(errno));
+		goto out;
+	}
+	if(getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                      : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	*port_out = port;
+	fd = -1;
+out:
+	if(fd >= 0)
+		close(fd);
+	if(ai)
+		freeaddrinfo(ai);
+	free(host);
+	return rc;
+}
+
+sg_status sg_httpd_start(const sg_httpd_opts *o, sg_httpd **out)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	sg_httpd *h;
+	sg_status rc;
+
+	*out = NULL;
+	pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+	if(o->threads < 1 || o->threads > MAX_THREADS)
+		return sg_fail(SG_ERR_USAGE, "threads must be 1 to %d", MAX_THREADS);
+	h = calloc(1, sizeof(*h));
+	if(!h || !(h->w = calloc((size_t)o->threads, sizeof(*h->w)))) {
+		free(h);
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	}
+	h->fd = -1;
+	h->tls = o->tls;
+	rc = httpd_listen(o->listen, &h->fd, &h->port);
+	if(rc)
+		goto fail;
+	for(int i = 0; i < o->threads; i++) {
+		struct worker *w = &h->w[i];
+		w->base = event_base_new();
+		w->http = w->base ? evhttp_new(w->base) : NULL;
+		if(!w->http || evhttp_accept_socket(w->http, h->fd)) {
+			rc = sg_fail(SG_ERR_IO, "cannot set up HTTP worker %d", i);
+			goto fail;
+		}
+		if(o->tls)
+			evhttp_set_bevcb(w->http, httpd_tls_bev, o->tls);
+		evhttp_set_max_body_size(w->http, o->max_body ? (ev_ssize_t)o->max_body : 65536);
+		evhttp_set_max_headers_size(w->http, 16384);
+		evhttp_set_timeout(w->http, o->timeout > 0 ? o->timeout : 60);
+		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+		                                    EVHTTP_REQ_POST);
+		evhttp_set_gencb(w->http, o->handler, o->arg);
+		if(pthread_create(&w->tid, NULL, httpd_loop, w)) {
+			rc = sg_fail(SG_ERR_IO, "cannot start HTTP worker thread");
+			goto fail;
+		}
+		w->started = 1;
+		h->nworkers = i + 1;
+	}
+	*out = h;
+	return SG_OK;
+fail:
+	h->nworkers = o->threads;
+	sg_httpd_stop(h);
+	return rc;
+}
+
+int sg_httpd_port(const sg_httpd *h)
+{
+	return h->port;
+}
+
+void sg_httpd_stop(sg_httpd *h)
+{
+	if(!h)
+		return;
+	for(int i = 0; i < h->nworkers; i++)
+		if(h->w[i].base)
+			event_base_loopbreak(h->w[i].base);
+	for(int i = 0; i < h->nworkers; i++) {
+		if(h->w[i].started)
+			pthread_join(h->w[i].tid, NULL);
+		if(h->w[i].http)
+			evhttp_free(h->w[i].http);
+		if(h->w[i].base)
+			event_base_free(h->w[i].base);
+	}
+	if(h->fd >= 0)
+		close(h->fd);
+	free(h->w);
+	free(h);
+}
+
+void sg_httpd_block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int sg_httpd_wait_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigwait(&set, &sig);
+	return sig;
+}
+
+sg_status sg_tls_server_ctx(const char *cert, const char *key, SSL_CTX **out)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	*out = NULL;
+	if(!ctx)
+		return sg_fail_ossl(SG_ERR_CRYPTO, "cannot create TLS context");
+	if(!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	   SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		SSL_CTX_free(ctx);
+		return sg_fail_ossl(SG_ERR_USAGE, "cannot load TLS certificate chain %s", cert);
+	}
+	if(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	   SSL_CTX_check_private_key(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		return sg_fail_ossl(SG_ERR_USAGE, "cannot load TLS key %s (or it does not match %s)",
+		                    key, cert);
+	}
+	*out = ctx;
+	return SG_OK;
+}
+
+void sg_http_error(struct evhttp_request *req, int code, const char *msg)
+{
+	struct evbuffer *b = evbuffer_new();
+	json_t *j = json_pack("{s:s}", "error", msg ? msg : "");
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if(b && s) {
+		evbuffer_add_printf(b, "%s\n", s);
+	}
+	evhttp_send_reply(req, code, NULL, b);
+	free(s);
+	json_decref(j);
+	if(b)
+		evbuffer_free(b);
+}

@@ -1,0 +1,17 @@
+/*
+ * log.h - the servers' log: one line per event, with a UTC timestamp and a
+ * level, to stderr or a file, safe from many threads.  Never pass a
+ * secret (PIN, token, password, key) to it.
+ */
+#ifndef SG_LOG_H
+#define SG_LOG_H
+
+typedef enum { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR } sg_log_level;
+
+/* path NULL or "-": stderr.  Returns 0, or -1 if the file cannot be opened. */
+int sg_log_open(const char *path);
+void sg_log(sg_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sg_log_close(void);
+
+#endif
