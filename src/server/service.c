@@ -1,8 +1,554 @@
-/* service.c - placeholder. */
+/*
+ * service.c - the signing service, `signgate service --config FILE`.
+ *
+ * HTTPS only.  A client sends the Authenticode digest of a file; the
+ * service builds SpcIndirectDataContent and the signed attributes itself,
+ * signs with a key that stays in the HSM (or key file), and returns the
+ * SignedData.  It never signs caller-chosen bytes and never sees the file.
+ * API: docs/API.md.  Clients are named in [client NAME] sections with a
+ * bearer token (kept only as a SHA-256 hash, compared in constant time)
+ * and the keys they may use.
+ */
+#include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "../lib/internal.h"
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
 #include "servers.h"
+
+#define TOKEN_HASH_LEN 32
+#define EXPIRY_WARN_DAYS 30
+
+typedef struct svc_key {
+	const sg_cfg_key *cfg;
+	sg_signer *signer;
+	char *chain_pem;
+} svc_key;
+
+typedef struct svc_client {
+	const sg_cfg_client *cfg;
+	unsigned char token_hash[TOKEN_HASH_LEN];
+} svc_client;
+
+typedef struct svc {
+	sg_config *cfg;
+	svc_key keys[SG_CFG_MAX_KEYS];
+	size_t nkeys;
+	svc_client clients[SG_CFG_MAX_CLIENTS];
+	size_t nclients;
+	FILE *sign_log;
+	pthread_mutex_t sign_log_lock;
+} svc;
+
+static const char service_help[] =
+"Usage: signgate service --config FILE [--listen HOST:PORT]\n"
+"\n"
+"Runs the signing service: HTTPS on [service] listen, keys from the\n"
+"[key NAME] sections (PKCS#11 URIs or key files), clients and their bearer\n"
+"tokens from the [client NAME] sections.  See docs/CONFIG.md and docs/API.md.\n"
+"Prints 'listening on https://HOST:PORT' once ready; stops on SIGINT/SIGTERM.\n"
+"\n"
+"  --config FILE        the configuration file (required)\n"
+"  --listen HOST:PORT   override [service] listen (port 0: any free port)\n"
+"  -h, --help           this help\n"
+"\n"
+"Exit status: 0 after a clean stop, 2 bad configuration or start failure.\n";
+
+static void svc_hash_token(const char *tok, size_t len, unsigned char out[TOKEN_HASH_LEN])
+{
+	EVP_Digest(tok, len, out, NULL, EVP_sha256(), NULL);
+}
+
+static const svc_key *svc_find_key(const svc *s, const char *name)
+{
+	for(size_t i = 0; i < s->nkeys; i++)
+		if(!strcmp(s->keys[i].cfg->name, name))
+			return &s->keys[i];
+	return NULL;
+}
+
+static int svc_client_may(const svc_client *c, const char *key)
+{
+	for(size_t i = 0; i < c->cfg->nkeys; i++)
+		if(!strcmp(c->cfg->keys[i], key))
+			return 1;
+	return 0;
+}
+
+/* The client whose token the request carries, or NULL.  Every client's
+ * hash is compared, so the time taken does not tell which one matched. */
+static const svc_client *svc_auth(const svc *s, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                   "Authorization");
+	unsigned char hash[TOKEN_HASH_LEN];
+	const svc_client *found = NULL;
+
+	if(!h || strncasecmp(h, "Bearer ", 7))
+		return NULL;
+	h += 7;
+	while(*h == ' ')
+		h++;
+	if(!*h)
+		return NULL;
+	svc_hash_token(h, strlen(h), hash);
+	for(size_t i = 0; i < s->nclients; i++)
+		if(!CRYPTO_memcmp(hash, s->clients[i].token_hash, TOKEN_HASH_LEN))
+			found = &s->clients[i];
+	return found;
+}
+
+static void svc_reply_json(struct evhttp_request *req, int code, json_t *j)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text = json_dumps(j, JSON_COMPACT);
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if(b && text)
+		evbuffer_add_printf(b, "%s\n", text);
+	evhttp_send_reply(req, code, NULL, b);
+	if(b)
+		evbuffer_free(b);
+	free(text);
+}
+
+static const char *svc_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if(conn)
+		evhttp_connection_get_peer(conn, (char **)&addr, &port);
+	snprintf(buf, len, "%s:%u", addr ? addr : "?", port);
+	return buf;
+}
+
+static void svc_refuse(struct evhttp_request *req, const char *peer,
+                       const char *client, int code, const char *msg)
+{
+	sg_log(code >= 500 ? SG_LOG_ERROR : SG_LOG_WARN, "refused %s %s from %s (client %s): %d %s",
+	       evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
+	       evhttp_request_get_uri(req), peer, client ? client : "-", code, msg);
+	sg_http_error(req, code, msg);
+}
+
+/* A string field: NULL if absent; sets *bad if present but not a string. */
+static const char *svc_str(json_t *o, const char *name, int *bad)
+{
+	json_t *v = json_object_get(o, name);
+
+	if(!v)
+		return NULL;
+	if(!json_is_string(v)) {
+		*bad = 1;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static int svc_printable(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if(n == 0 || n > max)
+		return 0;
+	for(; *s; s++)
+		if((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void svc_log_signature(svc *s, const char *rid, const char *client,
+                              const char *key, const char *file, sg_md md,
+                              const char *hex)
+{
+	json_t *j;
+	char *line;
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	sg_log(SG_LOG_INFO, "signed request=%s client=%s key=%s file=\"%s\" %s=%s",
+	       rid, client, key, file, sg_md_name(md), hex);
+	if(!s->sign_log)
+		return;
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "request_id", rid,
+	              "client", client, "key", key, "file_name", file,
+	              "digest_algorithm", sg_md_name(md), "digest", hex);
+	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if(line) {
+		pthread_mutex_lock(&s->sign_log_lock);
+		fprintf(s->sign_log, "%s\n", line);
+		fflush(s->sign_log);
+		fsync(fileno(s->sign_log));
+		pthread_mutex_unlock(&s->sign_log_lock);
+	}
+	free(line);
+	json_decref(j);
+}
+
+static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
+                     const char *peer)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *key, *alg, *hex, *file, *fmt, *pname, *purl;
+	unsigned char digest[SG_MAX_MD], rnd[8], *sig = NULL, *b64 = NULL;
+	char rid[17], msg[300], dhex[2 * SG_MAX_MD + 1];
+	const svc_key *k;
+	json_error_t jerr;
+	json_t *body = NULL, *ans;
+	size_t siglen = 0;
+	size_t dlen = 0;
+	int bad = 0;
+	sg_md md;
+	sg_status rc;
+
+	if(len > s->cfg->svc_max_body) {
+		svc_refuse(req, peer, cl->cfg->name, 413, "request body too large");
+		return;
+	}
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+	                  JSON_REJECT_DUPLICATES, &jerr);
+	if(!body || !json_is_object(body)) {
+		snprintf(msg, sizeof(msg), "body is not a JSON object: %s",
+		         body ? "wrong type" : jerr.text);
+		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		goto out;
+	}
+	key = svc_str(body, "key", &bad);
+	alg = svc_str(body, "digest_algorithm", &bad);
+	hex = svc_str(body, "digest", &bad);
+	file = svc_str(body, "file_name", &bad);
+	fmt = svc_str(body, "format", &bad);
+	pname = svc_str(body, "program_name", &bad);
+	purl = svc_str(body, "program_url", &bad);
+	const char *missing = !key ? "key" : !alg ? "digest_algorithm" : !hex ? "digest"
+	                    : !file ? "file_name" : !fmt ? "format" : NULL;
+	if(bad || missing) {
+		snprintf(msg, sizeof(msg), bad ? "a field has the wrong type (all are strings)"
+		                               : "field '%s' is missing", missing);
+		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		goto out;
+	}
+	if(sg_md_from_name(alg, &md)) {
+		svc_refuse(req, peer, cl->cfg->name, 400,
+		           "field 'digest_algorithm' must be sha1, sha256, sha384 or sha512");
+		goto out;
+	}
+	if(strlen(hex) != 2 * sg_md_size(md) ||
+	   OPENSSL_hexstr2buf_ex(digest, sizeof(digest), &dlen, hex, '\0') != 1 ||
+	   dlen != sg_md_size(md)) {
+		snprintf(msg, sizeof(msg),
+		         "field 'digest' must be %zu hex digits for %s", 2 * sg_md_size(md), alg);
+		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		goto out;
+	}
+	if(!svc_printable(file, 255)) {
+		svc_refuse(req, peer, cl->cfg->name, 400,
+		           "field 'file_name' must be 1 to 255 bytes without control characters");
+		goto out;
+	}
+	if(strcmp(fmt, "pe")) {
+		svc_refuse(req, peer, cl->cfg->name, 400, "field 'format' must be 'pe'");
+		goto out;
+	}
+	if((pname && !svc_printable(pname, 1024)) || (purl && !svc_printable(purl, 1024))) {
+		svc_refuse(req, peer, cl->cfg->name, 400,
+		           "fields 'program_name' and 'program_url' must be 1 to 1024 bytes without control characters");
+		goto out;
+	}
+	k = svc_find_key(s, key);
+	if(!k) {
+		snprintf(msg, sizeof(msg), "no key named '%.100s'", key);
+		svc_refuse(req, peer, cl->cfg->name, 404, msg);
+		goto out;
+	}
+	if(!svc_client_may(cl, key)) {
+		snprintf(msg, sizeof(msg), "client '%s' may not use key '%.100s'", cl->cfg->name, key);
+		svc_refuse(req, peer, cl->cfg->name, 403, msg);
+		goto out;
+	}
+
+	sg_sign_opts so = { .program_name = pname, .url = purl };
+	rc = sg_authenticode_sign(k->signer, fmt, md, digest, sg_md_size(md), &so, &sig, &siglen);
+	if(rc) {
+		int code = rc == SG_ERR_USAGE ? 400 : 503;
+		sg_log(SG_LOG_ERROR, "signing with key %s failed: %s", key, sg_last_error());
+		snprintf(msg, sizeof(msg), code == 400 ? "%.250s" : "signing failed: %.230s",
+		         code == 400 ? sg_last_error() : sg_strerror(rc));
+		svc_refuse(req, peer, cl->cfg->name, code, msg);
+		goto out;
+	}
+	RAND_bytes(rnd, sizeof(rnd));
+	sg_hex(rnd, sizeof(rnd), rid);
+	sg_hex(digest, sg_md_size(md), dhex);
+	b64 = malloc(4 * ((siglen + 2) / 3) + 1);
+	if(!b64) {
+		svc_refuse(req, peer, cl->cfg->name, 503, "out of memory");
+		goto out;
+	}
+	EVP_EncodeBlock(b64, sig, (int)siglen);
+	svc_log_signature(s, rid, cl->cfg->name, key, file, md, dhex);
+	ans = json_pack("{s:s,s:s,s:s,s:s}", "request_id", rid, "key", key,
+	                "digest_algorithm", sg_md_name(md), "signature", (char *)b64);
+	svc_reply_json(req, 200, ans);
+	json_decref(ans);
+out:
+	free(b64);
+	free(sig);
+	json_decref(body);
+}
+
+static void svc_keys(svc *s, struct evhttp_request *req, const svc_client *cl)
+{
+	json_t *arr = json_array(), *ans;
+
+	for(size_t i = 0; i < s->nkeys; i++) {
+		const svc_key *k = &s->keys[i];
+		char ts[32];
+		time_t na = (time_t)sg_signer_not_after(k->signer);
+		struct tm tm;
+		int days_left = (int)((na - time(NULL)) / 86400);
+
+		if(!svc_client_may(cl, k->cfg->name))
+			continue;
+		gmtime_r(&na, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:b,s:s}",
+		        "name", k->cfg->name,
+		        "algorithm", sg_signer_key_type(k->signer) == SG_KEY_RSA ? "RSA" : "EC",
+		        "subject", sg_signer_subject(k->signer), "not_after", ts,
+		        "expires_soon", days_left < EXPIRY_WARN_DAYS, "chain_pem", k->chain_pem));
+	}
+	ans = json_pack("{s:o}", "keys", arr);
+	svc_reply_json(req, 200, ans);
+	json_decref(ans);
+}
+
+static void svc_handle(struct evhttp_request *req, void *arg)
+{
+	svc *s = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const svc_client *cl;
+	char peer[80];
+
+	svc_peer(req, peer, sizeof(peer));
+	if(!path) {
+		svc_refuse(req, peer, NULL, 400, "bad request URI");
+		return;
+	}
+	if(!strcmp(path, "/health")) {
+		json_t *j = json_pack("{s:s}", "status", "ok");
+		svc_reply_json(req, 200, j);
+		json_decref(j);
+		return;
+	}
+	if(strcmp(path, "/v1/sign") && strcmp(path, "/v1/keys")) {
+		svc_refuse(req, peer, NULL, 404, "no such path (try /v1/sign, /v1/keys, /health)");
+		return;
+	}
+	cl = svc_auth(s, req);
+	if(!cl) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer realm=\"signgate\"");
+		svc_refuse(req, peer, NULL, 401, "missing or unknown bearer token");
+		return;
+	}
+	if(!strcmp(path, "/v1/sign")) {
+		if(cmd != EVHTTP_REQ_POST) {
+			svc_refuse(req, peer, cl->cfg->name, 405, "use POST for /v1/sign");
+			return;
+		}
+		svc_sign(s, req, cl, peer);
+	} else {
+		if(cmd != EVHTTP_REQ_GET) {
+			svc_refuse(req, peer, cl->cfg->name, 405, "use GET for /v1/keys");
+			return;
+		}
+		svc_keys(s, req, cl);
+	}
+}
+
+static sg_status svc_open_keys(svc *s)
+{
+	for(size_t i = 0; i < s->cfg->nkeys; i++) {
+		const sg_cfg_key *ck = &s->cfg->keys[i];
+		svc_key *k = &s->keys[s->nkeys];
+		sg_status rc;
+		int64_t days;
+
+		rc = ck->pfx ? sg_signer_open_pfx(ck->pfx, ck->pass, &k->signer)
+		             : sg_signer_open(ck->uri, ck->cert, ck->pass, &k->signer);
+		if(rc)
+			return sg_fail_prefix(rc, "[key %s]", ck->name);
+		k->cfg = ck;
+		s->nkeys++;
+		rc = sg_signer_chain_pem(k->signer, &k->chain_pem);
+		if(rc)
+			return rc;
+		days = (sg_signer_not_after(k->signer) - (int64_t)time(NULL)) / 86400;
+		sg_log(SG_LOG_INFO, "key %s ready: %s key, certificate %s, expires in %lld days",
+		       ck->name, sg_signer_key_type(k->signer) == SG_KEY_RSA ? "RSA" : "EC",
+		       sg_signer_subject(k->signer), (long long)days);
+		if(days < EXPIRY_WARN_DAYS)
+			sg_log(SG_LOG_WARN, "key %s: certificate expires in %lld days", ck->name,
+			       (long long)days);
+	}
+	return SG_OK;
+}
+
+static sg_status svc_load_clients(svc *s)
+{
+	for(size_t i = 0; i < s->cfg->nclients; i++) {
+		const sg_cfg_client *cc = &s->cfg->clients[i];
+		char *tok = NULL;
+		sg_status rc = sg_secret_read(cc->token, &tok);
+
+		if(rc)
+			return sg_fail_prefix(rc, "[client %s] token", cc->name);
+		if(strlen(tok) < 16) {
+			sg_secret_free(tok);
+			return sg_fail(SG_ERR_USAGE, "[client %s] token is shorter than 16 characters",
+			               cc->name);
+		}
+		s->clients[i].cfg = cc;
+		svc_hash_token(tok, strlen(tok), s->clients[i].token_hash);
+		sg_secret_free(tok);
+		s->nclients++;
+	}
+	return SG_OK;
+}
+
+static void svc_free(svc *s)
+{
+	for(size_t i = 0; i < s->nkeys; i++) {
+		sg_signer_free(s->keys[i].signer);
+		free(s->keys[i].chain_pem);
+	}
+	if(s->sign_log)
+		fclose(s->sign_log);
+	OPENSSL_cleanse(s->clients, sizeof(s->clients));
+	sg_config_free(s->cfg);
+}
+
 int sg_service_main(int argc, char **argv)
 {
-	fprintf(stderr, "signgate service: not built yet\n");
-	return 2;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *cfgpath = NULL, *listen = NULL;
+	svc s = { 0 };
+	SSL_CTX *tls = NULL;
+	sg_httpd *h = NULL;
+	sg_status rc;
+	int c, ret = 2;
+
+	optind = 1;
+	while((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch(c) {
+		case 'c': cfgpath = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'h': fputs(service_help, stdout); return 0;
+		default:
+			fprintf(stderr, "signgate service: bad option\nTry 'signgate service --help'.\n");
+			return 2;
+		}
+	}
+	if(!cfgpath || optind != argc) {
+		fprintf(stderr, "signgate service: give --config FILE\nTry 'signgate service --help'.\n");
+		return 2;
+	}
+	pthread_mutex_init(&s.sign_log_lock, NULL);
+	sg_httpd_block_signals();
+	rc = sg_config_load(cfgpath, &s.cfg);
+	if(rc) {
+		fprintf(stderr, "signgate service: %s\n", sg_last_error());
+		return 2;
+	}
+	if(sg_log_open(s.cfg->log)) {
+		fprintf(stderr, "signgate service: cannot open log file %s\n", s.cfg->log);
+		goto out;
+	}
+	if(!listen)
+		listen = s.cfg->svc_listen ? s.cfg->svc_listen : "127.0.0.1:8443";
+	if(!s.cfg->svc_tls_cert || !s.cfg->svc_tls_key) {
+		rc = sg_fail(SG_ERR_USAGE, "%s: [service] needs tls_cert and tls_key (the service speaks HTTPS only)",
+		             cfgpath);
+		goto fail;
+	}
+	if(!s.cfg->nkeys || !s.cfg->nclients) {
+		rc = sg_fail(SG_ERR_USAGE, "%s: define at least one [key NAME] and one [client NAME]",
+		             cfgpath);
+		goto fail;
+	}
+	if(s.cfg->svc_sign_log && !(s.sign_log = fopen(s.cfg->svc_sign_log, "a"))) {
+		rc = sg_fail(SG_ERR_IO, "cannot open sign_log %s", s.cfg->svc_sign_log);
+		goto fail;
+	}
+	rc = sg_tls_server_ctx(s.cfg->svc_tls_cert, s.cfg->svc_tls_key, &tls);
+	if(!rc)
+		rc = svc_load_clients(&s);
+	if(!rc)
+		rc = svc_open_keys(&s);
+	if(rc)
+		goto fail;
+	sg_httpd_opts ho = {
+		.listen = listen, .tls = tls, .threads = s.cfg->svc_threads,
+		.max_body = s.cfg->svc_max_body, .timeout = 30,
+		.handler = svc_handle, .arg = &s,
+	};
+	rc = sg_httpd_start(&ho, &h);
+	if(rc)
+		goto fail;
+	sg_log(SG_LOG_INFO, "signing service listening on https://%s (port %d), %zu keys, %zu clients",
+	       listen, sg_httpd_port(h), s.nkeys, s.nclients);
+	{
+		char *host = NULL;
+		int port;
+		if(!sg_parse_hostport(listen, &host, &port))
+			printf("listening on https://%s:%d\n", *host ? host : "0.0.0.0",
+			       sg_httpd_port(h));
+		free(host);
+	}
+	fflush(stdout);
+	c = sg_httpd_wait_signal();
+	sg_log(SG_LOG_INFO, "signal %d: stopping", c);
+	sg_httpd_stop(h);
+	ret = 0;
+	goto out;
+fail:
+	sg_log(SG_LOG_ERROR, "cannot start: %s", sg_last_error());
+	if(s.cfg && s.cfg->log && strcmp(s.cfg->log, "-"))
+		fprintf(stderr, "signgate service: %s\n", sg_last_error());
+out:
+	SSL_CTX_free(tls);
+	svc_free(&s);
+	sg_log_close();
+	return ret;
 }
