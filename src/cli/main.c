@@ -36,7 +36,7 @@ int cli_error(const char *cmd, sg_status st)
 		return EXIT_OK;
 	case SG_ERR_CRYPTO: case SG_ERR_HSM: case SG_ERR_PIN: case SG_ERR_KEY:
 	case SG_ERR_NETWORK: case SG_ERR_REMOTE: case SG_ERR_VERIFY:
-	case SG_ERR_NOT_SIGNED:
+	case SG_ERR_NOT_SIGNED: case SG_ERR_NOT_FOUND:
 		return EXIT_FAILED;
 	default:
 		return EXIT_USAGE;

@@ -483,6 +483,10 @@ static sg_status p11_pin_source_spec(const char *src, char **spec)
 		return sg_fail(SG_ERR_UNSUPPORTED, "pin-source: only file: "
 		               "URIs and paths are supported");
 	}
+	/* "//x" is "/x" here, and sg_secret_read() would take "file://x"
+	 * for the relative "x". */
+	while(path[0] == '/' && path[1] == '/')
+		path++;
 	if(path[0] == '\0')
 		return sg_fail(SG_ERR_USAGE, "pin-source names no file");
 	n = strlen(path);
@@ -815,9 +819,10 @@ static sg_status p11_get_attr(struct p11_signer *ps, CK_OBJECT_HANDLE obj,
 	return SG_OK;
 }
 
-/* Finds the one private key the URI names (CKA_LABEL and/or CKA_ID):
- * sets ps->key and ps->key_type. */
-static sg_status p11_find_key(struct p11_signer *ps)
+/* Finds the one private key the URI names (CKA_LABEL and/or CKA_ID) and
+ * its CKK_ type. */
+static sg_status p11_find_key(struct p11_signer *ps, CK_OBJECT_HANDLE *key,
+                              CK_KEY_TYPE *key_type)
 {
 	CK_FUNCTION_LIST_PTR f = ps->mod->f;
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
@@ -857,8 +862,8 @@ static sg_status p11_find_key(struct p11_signer *ps)
 		return sg_fail(SG_ERR_HSM, "token '%s' returned a CKA_KEY_TYPE "
 		               "of %lu bytes", ps->token,
 		               (unsigned long)kt.ulValueLen);
-	ps->key = found[0];
-	ps->key_type = type;
+	*key = found[0];
+	*key_type = type;
 	return SG_OK;
 }
 
@@ -954,7 +959,8 @@ static void p11_signer_free(void *ctx)
  */
 static sg_status p11_reconnect(struct p11_signer *ps)
 {
-	CK_KEY_TYPE was = ps->key_type;
+	CK_OBJECT_HANDLE key = 0;
+	CK_KEY_TYPE type = 0;
 	sg_status rc;
 
 	p11_session_close(ps);
@@ -962,13 +968,13 @@ static sg_status p11_reconnect(struct p11_signer *ps)
 	if(!rc)
 		rc = p11_session_open(ps);
 	if(!rc)
-		rc = p11_find_key(ps);
-	if(!rc && ps->key_type != was) {
-		ps->key_type = was;
+		rc = p11_find_key(ps, &key, &type);
+	if(!rc && type == ps->key_type)
+		ps->key = key;
+	else if(!rc)
 		rc = sg_fail(SG_ERR_KEY, "the private key%s%s on token '%s' "
 		             "changed type", ps->object[0] ? " " : "",
 		             ps->object, ps->token);
-	}
 	if(rc)
 		p11_session_close(ps);
 	return rc;
@@ -1224,6 +1230,38 @@ static const struct sg_signer_ops p11_ops = {
 	.free = p11_signer_free,
 };
 
+/*
+ * Parses uri into ps->uri and says which module it names.  Messages quote
+ * parts of the URI, never all of it: it may hold a pin-value.
+ */
+static sg_status p11_parse_uri(struct p11_signer *ps, const char *uri,
+                               const char **path)
+{
+	int prc;
+
+	*path = NULL;
+	ps->uri = p11_kit_uri_new();
+	if(!ps->uri)
+		return sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
+	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, ps->uri);
+	if(prc != P11_KIT_URI_OK)
+		return sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
+		               p11_kit_uri_message(prc));
+	/* p11-kit's match functions fail on any attribute they did not
+	 * recognize; say so rather than "token not found". */
+	if(p11_kit_uri_any_unrecognized(ps->uri))
+		return sg_fail(SG_ERR_USAGE, "PKCS#11 URI has a path attribute "
+		               "that is not in RFC 7512");
+	*path = p11_kit_uri_get_module_path(ps->uri);
+	if(!*path && p11_kit_uri_get_module_name(ps->uri))
+		return sg_fail(SG_ERR_UNSUPPORTED, "PKCS#11 URI: module-name is "
+		               "not supported, give module-path");
+	if(!*path)
+		*path = P11_DEFAULT_MODULE;
+	p11_describe_object(ps->uri, ps->object, sizeof ps->object);
+	return SG_OK;
+}
+
 sg_status sg_pkcs11_open(const char *uri, const char *pin,
                          const struct sg_signer_ops **ops, void **ctx,
                          sg_key_type *type_out, X509 **cert_out)
@@ -1232,7 +1270,6 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 	const char *path;
 	sg_key_type type;
 	sg_status rc;
-	int prc;
 
 	if(ops)
 		*ops = NULL;
@@ -1253,36 +1290,11 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 		return sg_fail(SG_ERR_INTERNAL, "pthread_mutex_init failed");
 	}
 	ps->lock_init = 1;
-	ps->uri = p11_kit_uri_new();
-	if(!ps->uri) {
-		rc = sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
+	rc = p11_parse_uri(ps, uri, &path);
+	if(rc)
 		goto out;
-	}
-	/* Messages quote parts of the URI, never all of it: it may hold a
-	 * pin-value. */
-	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, ps->uri);
-	if(prc != P11_KIT_URI_OK) {
-		rc = sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
-		             p11_kit_uri_message(prc));
-		goto out;
-	}
-	/* p11-kit's match functions fail on any attribute they did not
-	 * recognize; say so rather than "token not found". */
-	if(p11_kit_uri_any_unrecognized(ps->uri)) {
-		rc = sg_fail(SG_ERR_USAGE, "PKCS#11 URI has a path attribute "
-		             "that is not in RFC 7512");
-		goto out;
-	}
-	path = p11_kit_uri_get_module_path(ps->uri);
-	if(!path && p11_kit_uri_get_module_name(ps->uri)) {
-		rc = sg_fail(SG_ERR_UNSUPPORTED, "PKCS#11 URI: module-name is "
-		             "not supported, give module-path");
-		goto out;
-	}
-	if(!path)
-		path = P11_DEFAULT_MODULE;
-	p11_describe_object(ps->uri, ps->object, sizeof ps->object);
-
+	/* The PIN first: a missing PIN file fails before the token is
+	 * touched. */
 	rc = p11_pin_read(ps, pin);
 	if(rc)
 		goto out;
@@ -1298,7 +1310,7 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 	rc = p11_session_open(ps);
 	if(rc)
 		goto out;
-	rc = p11_find_key(ps);
+	rc = p11_find_key(ps, &ps->key, &ps->key_type);
 	if(rc)
 		goto out;
 	switch(ps->key_type) {

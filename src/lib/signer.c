@@ -4,6 +4,7 @@
  * the key and the certificate belong together with a test signature, so a
  * mismatch is found before any file is signed, for every backend alike.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,12 +236,14 @@ static sg_status signer_load_pem_key(const char *path, const char *pass,
 	size_t len;
 	BIO *b;
 	sg_status rc;
-	unsigned long e;
+	int encrypted;
 
 	*out = NULL;
 	rc = sg_read_file(path, CERT_FILE_MAX, &buf, &len);
 	if(rc)
 		return sg_fail_prefix(rc, "private key");
+	/* "BEGIN ENCRYPTED PRIVATE KEY" or a legacy "Proc-Type: 4,ENCRYPTED". */
+	encrypted = memmem(buf, len, "ENCRYPTED", 9) != NULL;
 	if(pass && (rc = sg_secret_read(pass, &pw)) != SG_OK) {
 		OPENSSL_cleanse(buf, len);
 		free(buf);
@@ -253,11 +256,9 @@ static sg_status signer_load_pem_key(const char *path, const char *pass,
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if(!*out) {
-		e = ERR_peek_last_error();
-		if(!pw && ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ)
+		if(encrypted && !pw)
 			rc = sg_fail(SG_ERR_PIN, "%s is encrypted: give its password (--pass)", path);
-		else if(pw && (ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT ||
-		               ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT))
+		else if(encrypted)
 			rc = sg_fail(SG_ERR_PIN, "wrong password for key file %s", path);
 		else
 			rc = sg_fail_ossl(SG_ERR_KEY, "%s: cannot read a PEM private key", path);
