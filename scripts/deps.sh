@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libssl-dev openssl libcurl4-openssl-dev libjansson-dev libinih-dev libevent-dev
-  libp11-kit-dev softhsm2 opensc
+  libp11-kit-dev softhsm2 opensc libengine-pkcs11-openssl
   osslsigncode sbsigntool mono-devel
   gcc-mingw-w64-x86-64 gcc-mingw-w64-i686
   tinyproxy curl ca-certificates hyperfine time
