@@ -22,7 +22,7 @@ struct sg_signer_ops {
 /*
  * PKCS#11 backend (pkcs11.c).  uri per RFC 7512; pin: a secret spec for the
  * PIN or NULL to use the URI's pin-source / pin-value.  If the token holds
- * a certificate with the key's CKA_ID (or label) and *cert_out is not NULL,
+ * a certificate with the key's CKA_ID (or label) and cert_out is not NULL,
  * it is returned there (the caller may ignore it when a PEM file is given).
  * *type_out: the key's type.
  */
