@@ -202,7 +202,9 @@ sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
 
 /* One signature's verdict. */
 typedef struct sg_sig_report {
-	int index;              /* 0: primary; 1..: nested, in order */
+	int index;              /* 0, 1, ...: every signature, in file order */
+	int entry;              /* the certificate-table entry it belongs to */
+	int nested;             /* 1 if nested in that entry's primary signature */
 	sg_status status;       /* SG_OK if every check passed */
 	char reason[512];       /* what failed, where; "" when valid */
 	char md[16];            /* digest algorithm named in the signature */

@@ -27,7 +27,8 @@ static const char verify_help[] =
 
 static void print_report(const sg_sig_report *r)
 {
-	printf("Signature %d%s\n", r->index, r->index ? " (nested)" : "");
+	printf("Signature %d (%s, certificate table entry %d)\n", r->index,
+	       r->nested ? "nested" : "primary", r->entry);
 	if(r->signer[0])
 		printf("  Signer:       %s\n  Issuer:       %s\n", r->signer, r->issuer);
 	if(r->md[0])

@@ -27,6 +27,10 @@ sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out);
 sg_status sg_ac_read_content(PKCS7 *p7, sg_md *md, unsigned char *digest,
                              const unsigned char **content, long *content_len);
 
+/* Signature entry idx of the file (see format.h). */
+sg_status sg_file_get_signature_n(sg_file *f, unsigned idx, unsigned char **der,
+                                  size_t *len);
+
 /* Several digests of a file in one pass (file.c). */
 sg_status sg_file_digests(sg_file *f, const sg_md *mds, size_t n,
                           unsigned char (*out)[SG_MAX_MD]);

@@ -139,7 +139,13 @@ sg_status sg_file_digests(sg_file *f, const sg_md *mds, size_t n,
 
 sg_status sg_file_get_signature(sg_file *f, unsigned char **der, size_t *len)
 {
-	return f->fmt->get_signature(f->ctx, der, len);
+	return f->fmt->get_signature(f->ctx, 0, der, len);
+}
+
+sg_status sg_file_get_signature_n(sg_file *f, unsigned idx, unsigned char **der,
+                                  size_t *len)
+{
+	return f->fmt->get_signature(f->ctx, idx, der, len);
 }
 
 sg_status sg_file_write_fd(sg_file *f, const unsigned char *sig, size_t siglen,

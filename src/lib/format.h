@@ -22,8 +22,10 @@ struct sg_format {
 	 * tee_fd >= 0, writes the body of the signed file there as it goes. */
 	sg_status (*digest)(void *ctx, const sg_md *mds, size_t n, int tee_fd,
 	                    unsigned char (*out)[SG_MAX_MD]);
-	/* The first signature blob (DER); SG_ERR_NOT_SIGNED if none. */
-	sg_status (*get_signature)(void *ctx, unsigned char **der, size_t *len);
+	/* Signature blob idx (DER), in file order; SG_ERR_NOT_SIGNED if the
+	 * file has none, SG_ERR_NOT_FOUND past the last. */
+	sg_status (*get_signature)(void *ctx, unsigned idx, unsigned char **der,
+	                           size_t *len);
 	/* After digest() teed the body into fd: writes the signature (or
 	 * none when sig is NULL) and patches the headers. */
 	sg_status (*finish)(void *ctx, int fd, const unsigned char *sig,

@@ -30,6 +30,7 @@
 #define WIN_CERT_REVISION_2_0 0x0200
 #define WIN_CERT_TYPE_PKCS_SIGNED_DATA 0x0002
 #define PE_MAX_SIG (64u << 20) /* no real signature comes near this */
+#define PE_MAX_ENTRIES 8
 
 typedef struct pe_file {
 	const sg_reader *r;
@@ -39,8 +40,11 @@ typedef struct pe_file {
 	uint32_t cert_size;
 	uint64_t body_end;      /* where the certificate table starts or would */
 	uint32_t pad;           /* zero bytes to align body_end to 8 */
-	uint64_t sig_off;       /* first PKCS_SIGNED_DATA entry's bCertificate */
-	uint32_t sig_len;
+	/* PKCS_SIGNED_DATA entries' bCertificate: a file may carry several
+	 * (Debian's shim has two, one per Microsoft CA). */
+	uint64_t sig_off[PE_MAX_ENTRIES];
+	uint32_t sig_len[PE_MAX_ENTRIES];
+	unsigned nsigs;
 	int digested;           /* a digest() pass ran (cksum is valid) */
 	uint64_t cksum;         /* word sum of the body, CheckSum and dir zeroed */
 } pe_file;
@@ -151,14 +155,16 @@ static sg_status pe_check_cert_table(pe_file *pe)
 			               "disagrees with the entry)", pe->r->name, idx,
 			               (unsigned long long)off, len, (unsigned long long)end,
 			               pe->cert_size);
-		if(!pe->sig_len && rev == WIN_CERT_REVISION_2_0 &&
-		   type == WIN_CERT_TYPE_PKCS_SIGNED_DATA) {
+		if(rev == WIN_CERT_REVISION_2_0 && type == WIN_CERT_TYPE_PKCS_SIGNED_DATA) {
 			if(len - 8 > PE_MAX_SIG)
 				return sg_fail(SG_ERR_TOO_LARGE,
 				               "%s: signature of %u bytes is larger than %u",
 				               pe->r->name, len - 8, PE_MAX_SIG);
-			pe->sig_off = off + 8;
-			pe->sig_len = len - 8;
+			if(pe->nsigs == PE_MAX_ENTRIES)
+				return sg_fail(SG_ERR_TOO_LARGE, "%s: more than %d signature entries",
+				               pe->r->name, PE_MAX_ENTRIES);
+			pe->sig_off[pe->nsigs] = off + 8;
+			pe->sig_len[pe->nsigs++] = len - 8;
 		}
 		off += ((uint64_t)len + 7) & ~7ull;
 		idx++;
@@ -401,7 +407,8 @@ out:
 	return rc;
 }
 
-static sg_status pe_get_signature(void *ctx, unsigned char **der, size_t *len)
+static sg_status pe_get_signature(void *ctx, unsigned idx, unsigned char **der,
+                                  size_t *len)
 {
 	pe_file *pe = ctx;
 	unsigned char *p;
@@ -409,19 +416,21 @@ static sg_status pe_get_signature(void *ctx, unsigned char **der, size_t *len)
 
 	*der = NULL;
 	*len = 0;
-	if(!pe->sig_len)
+	if(!pe->nsigs)
 		return sg_fail(SG_ERR_NOT_SIGNED, "%s: the file has no Authenticode signature",
 		               pe->r->name);
-	p = malloc(pe->sig_len);
+	if(idx >= pe->nsigs)
+		return sg_fail(SG_ERR_NOT_FOUND, "%s: no signature entry %u", pe->r->name, idx);
+	p = malloc(pe->sig_len[idx]);
 	if(!p)
 		return sg_fail(SG_ERR_NOMEM, "out of memory");
-	rc = sg_reader_read(pe->r, pe->sig_off, p, pe->sig_len, "signature");
+	rc = sg_reader_read(pe->r, pe->sig_off[idx], p, pe->sig_len[idx], "signature");
 	if(rc) {
 		free(p);
 		return rc;
 	}
 	*der = p;
-	*len = pe->sig_len;
+	*len = pe->sig_len[idx];
 	return SG_OK;
 }
 

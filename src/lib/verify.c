@@ -31,6 +31,7 @@ typedef struct ac_sig {
 	long content_len;
 	sg_status parse_rc;
 	char parse_err[256];
+	int entry, nested;
 } ac_sig;
 
 static void rep_fail(sg_sig_report *rep, sg_status st, const char *fmt, ...)
@@ -47,14 +48,20 @@ static void rep_fail(sg_sig_report *rep, sg_status st, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Collects the primary signature and its nested ones, in order. */
+/* Appends a primary signature and its nested ones, in order.  Takes
+ * ownership of primary. */
 static sg_status ac_collect(PKCS7 *primary, ac_sig *sigs, size_t *n)
 {
 	PKCS7_SIGNER_INFO *si = sk_PKCS7_SIGNER_INFO_value(PKCS7_get_signer_info(primary), 0);
 	int idx;
 
-	sigs[0].p7 = primary;
-	*n = 1;
+	if(*n >= MAX_SIGS) {
+		PKCS7_free(primary);
+		return sg_fail(SG_ERR_TOO_LARGE, "more than %d signatures", MAX_SIGS);
+	}
+	sigs[*n].p7 = primary;
+	int entry = sigs[*n].entry;
+	(*n)++;
 	idx = X509at_get_attr_by_OBJ(si->unauth_attr,
 	                             OBJ_nid2obj(sg_nid_spc_nested_signature), -1);
 	for(; idx >= 0; idx = X509at_get_attr_by_OBJ(si->unauth_attr,
@@ -64,8 +71,9 @@ static sg_status ac_collect(PKCS7 *primary, ac_sig *sigs, size_t *n)
 			ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(attr, i);
 			ac_sig *s = &sigs[*n];
 			if(*n >= MAX_SIGS)
-				return sg_fail(SG_ERR_TOO_LARGE, "more than %d nested signatures",
-				               MAX_SIGS - 1);
+				return sg_fail(SG_ERR_TOO_LARGE, "more than %d signatures", MAX_SIGS);
+			s->entry = entry;
+			s->nested = 1;
 			(*n)++;
 			if(!t || t->type != V_ASN1_SEQUENCE) {
 				s->parse_rc = SG_ERR_MALFORMED;
@@ -210,9 +218,6 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 	unsigned char digests[4][SG_MAX_MD];
 	sg_md mds[4];
 	size_t nsigs = 0, nmds = 0;
-	unsigned char *der = NULL;
-	size_t derlen;
-	PKCS7 *primary = NULL;
 	X509_STORE *store = NULL;
 	sg_status rc;
 	int bad = 0;
@@ -220,15 +225,38 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 	*n = 0;
 	memset(sigs, 0, sizeof(sigs));
 	sg_spc_init();
-	rc = sg_file_get_signature(f, &der, &derlen);
-	if(rc)
-		return rc;
-	rc = sg_ac_parse(der, derlen, &primary);
-	if(rc)
-		goto out;
-	rc = ac_collect(primary, sigs, &nsigs);
-	if(rc)
-		goto out;
+	/* Every signature entry of the file, each with its nested ones. */
+	for(unsigned e = 0;; e++) {
+		unsigned char *der = NULL;
+		size_t derlen;
+		PKCS7 *primary = NULL;
+
+		rc = sg_file_get_signature_n(f, e, &der, &derlen);
+		if(rc == SG_ERR_NOT_FOUND && e > 0) {
+			sg_clear_error();
+			break;
+		}
+		if(rc)
+			goto out;
+		rc = sg_ac_parse(der, derlen, &primary);
+		free(der);
+		if(nsigs < MAX_SIGS)
+			sigs[nsigs].entry = (int)e;
+		if(rc && e == 0)
+			goto out;
+		if(rc) {
+			if(nsigs >= MAX_SIGS)
+				break;
+			sigs[nsigs].parse_rc = rc;
+			snprintf(sigs[nsigs].parse_err, sizeof(sigs[nsigs].parse_err),
+			         "signature entry %u: %s", e, sg_last_error());
+			nsigs++;
+			continue;
+		}
+		rc = ac_collect(primary, sigs, &nsigs);
+		if(rc)
+			goto out;
+	}
 	for(size_t i = 0; i < nsigs; i++) {
 		size_t k;
 		if(sigs[i].parse_rc)
@@ -257,6 +285,8 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 		sg_sig_report tmp, *rep = i < max ? &reps[i] : &tmp;
 		memset(rep, 0, sizeof(*rep));
 		rep->index = (int)i;
+		rep->entry = sigs[i].entry;
+		rep->nested = sigs[i].nested;
 		ac_verify_one(&sigs[i], (const unsigned char (*)[SG_MAX_MD])digests, mds,
 		              nmds, store, opts, rep);
 		if(rep->status)
@@ -267,10 +297,8 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 	                   nsigs > 1 ? "at least one" : "the")
 	         : SG_OK;
 out:
-	for(size_t i = 1; i < nsigs; i++)
+	for(size_t i = 0; i < nsigs; i++)
 		PKCS7_free(sigs[i].p7);
-	PKCS7_free(primary);
 	X509_STORE_free(store);
-	free(der);
 	return rc;
 }

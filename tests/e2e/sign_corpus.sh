@@ -100,4 +100,14 @@ cmp -s "$W/attached.exe" "$W/sha256.exe" && ok "attach gives identical file" || 
 expect_msg "attach to wrong file" 1 'made for another file' "$SIGNGATE" attach-signature "$CORPUS/hello32.exe" --signature "$W/sig.der" -o "$W/wrong.exe"
 [[ ! -e $W/wrong.exe ]] && ok "no output on failed attach" || bad "output written on failed attach"
 
+# Third-party signatures: Debian's grub (signed by Debian) and shim (two
+# entries, both Microsoft's).  Cryptographically valid; trusted only with the
+# issuer's root.
+A=$CORPUS/anchors
+expect_msg "grub: valid with Debian's Secure Boot CA" 0 'valid \(1 signature\)' "$SIGNGATE" verify --ca "$A/debian-secure-boot-ca.pem" "$CORPUS/grubx64-signed.efi"
+expect_msg "grub: untrusted with another root" 1 'certificate chain' "$SIGNGATE" verify --ca "$PKI/root-ca.pem" "$CORPUS/grubx64-signed.efi"
+out=$("$SIGNGATE" verify "$CORPUS/shimx64-signed.efi" 2>&1)
+n=$(grep -c 'digest ok, signature ok' <<<"$out")
+[[ $n == 2 ]] && ok "shim: both Microsoft signatures cryptographically valid" || bad "shim: $n of 2 signatures valid: $out"
+
 summary
