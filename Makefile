@@ -1,10 +1,12 @@
 # Entry points.  `make demo`: the main job end to end.  `make check`: the
-# whole test suite.  Both install missing Debian packages when run as root.
+# whole test suite, then again under ASan+UBSan.  Both install missing
+# Debian packages when run as root (otherwise they print the apt-get line).
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
+CI_FLAGS = $(if $(CI),-DSG_WERROR=ON,)
 
-.PHONY: all deps build check demo asan bench clean
+.PHONY: all deps build check test asan demo bench clean
 
 all: build
 
@@ -12,15 +14,20 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) $(CI_FLAGS) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-check: build
+test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 asan: deps
-	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS="-DSG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
-	@cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) -L unit
+	@$(MAKE) --no-print-directory build BUILD=build-asan \
+		CMAKE_FLAGS="-DSG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+check: test asan
 
 demo: build
 	@bash scripts/demo.sh
