@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make demo: the main job end to end, on loopback.
+#   1. a demo PKI under demo/pki: root and intermediate CA, a code-signing
+#      certificate whose RSA key is generated inside a SoftHSM2 token, and a
+#      TLS certificate for the signing service;
+#   2. sample applications in demo/apps (mingw-w64 builds);
+#   3. the signing service (HTTPS, 127.0.0.1:8443) and the download server
+#      (HTTP, 127.0.0.1:7615), in the foreground;
+#   4. one download, verified by signgate and by osslsigncode;
+#   5. a `ready` line, then serving until Ctrl-C.
+# Run twice, it reuses what it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SG=$ROOT/build/signgate
+D=$ROOT/demo
+SVC_PORT=${SVC_PORT:-8443}
+DL_PORT=${DL_PORT:-7615}
+mkdir -p "$D"/{apps,cache,logs,secrets,downloads}
+chmod 700 "$D/secrets"
+
+say() { printf 'demo: %s\n' "$*"; }
+
+say "PKI and SoftHSM2 token in demo/pki"
+bash tests/setup/make-pki.sh "$D/pki"
+export SOFTHSM2_CONF=$D/pki/softhsm2.conf
+
+if [[ ! -s $D/apps/hello.exe || ! -s $D/apps/bigapp.exe ]]; then
+	say "building sample applications with mingw-w64"
+	tmp=$(mktemp -d)
+	cat > "$tmp/hello.c" <<'C'
+#include <stdio.h>
+int main(void) { puts("Hello from a signgate-signed program"); return 0; }
+C
+	# A larger application: 24 MB of initialised data, so hashing shows.
+	python3 - "$tmp/big.c" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("#include <stdio.h>\n#define N (24u << 20)\n")
+    f.write("static const unsigned char blob[N] = {")
+    f.write(",".join(str((i * 37) & 255) for i in range(4096)))
+    f.write("};\nint main(void) { unsigned s = 0; for(unsigned i = 0; i < N; i += 4096) s += blob[i];"
+            " printf(\"big app %u\\n\", s); return 0; }\n")
+PY
+	x86_64-w64-mingw32-gcc -O2 -s -o "$D/apps/hello.exe" "$tmp/hello.c"
+	x86_64-w64-mingw32-gcc -O2 -s -o "$D/apps/bigapp.exe" "$tmp/big.c"
+	i686-w64-mingw32-gcc -O2 -s -shared -o "$D/apps/hello32.dll" "$tmp/hello.c"
+	printf 'release notes: not a PE file, served as is\n' > "$D/apps/README.txt"
+	rm -rf "$tmp"
+fi
+
+if [[ ! -s $D/secrets/client.token ]]; then
+	openssl rand -hex 32 | tr -d '\n' > "$D/secrets/client.token"
+	chmod 600 "$D/secrets/client.token"
+fi
+
+cat > "$D/signgate.ini" <<INI
+; demo configuration, written by scripts/demo.sh (see docs/CONFIG.md)
+[service]
+listen = 127.0.0.1:$SVC_PORT
+tls_cert = $D/pki/tls.pem
+tls_key = $D/pki/tls.key
+sign_log = $D/logs/signatures.jsonl
+
+[key codesign]
+uri = pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$D/pki/pin.txt
+cert = $D/pki/codesign-rsa.pem
+
+[client download-server]
+token = file:$D/secrets/client.token
+keys = codesign
+
+[serve]
+listen = 127.0.0.1:$DL_PORT
+root = $D/apps
+cache_dir = $D/cache
+sign_method = service
+service_url = https://127.0.0.1:$SVC_PORT
+service_ca = $D/pki/root-ca.pem
+service_token = file:$D/secrets/client.token
+service_key = codesign
+program_name = signgate demo
+program_url = https://localhost/
+INI
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'echo; say "stopping"; exit 0' INT TERM
+
+# start NAME LOGFILE CMD...: runs CMD in the background; waits for "listening".
+start() {
+	local name=$1 out=$2; shift 2
+	"$@" > "$out.out" 2> "$out" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		grep -q '^listening on' "$out.out" 2>/dev/null && return 0
+		if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+			say "$name failed to start:"; tail -5 "$out" >&2; exit 1
+		fi
+		sleep 0.1
+	done
+	say "$name did not start in 10 s:"; tail -5 "$out" >&2; exit 1
+}
+
+say "starting the signing service on https://127.0.0.1:$SVC_PORT"
+start "signing service" "$D/logs/service.log" "$SG" service --config "$D/signgate.ini"
+say "starting the download server on http://127.0.0.1:$DL_PORT"
+start "download server" "$D/logs/serve.log" "$SG" serve --config "$D/signgate.ini"
+
+say "downloading hello.exe through the download server"
+curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.exe"
+say "verifying with signgate"
+"$SG" verify --ca "$D/pki/root-ca.pem" "$D/downloads/hello.exe" | sed 's/^/  /'
+say "verifying with osslsigncode"
+osslsigncode verify -CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > "$D/logs/osslsigncode.txt" 2>&1 \
+	|| { cat "$D/logs/osslsigncode.txt"; say "osslsigncode rejected the download"; exit 1; }
+grep -E '^(Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
+
+echo
+echo "ready: http://127.0.0.1:$DL_PORT/download/hello.exe http://127.0.0.1:$DL_PORT/download/bigapp.exe" \
+     "http://127.0.0.1:$DL_PORT/download/hello32.dll (trust root CA: demo/pki/root-ca.pem;" \
+     "logs: demo/logs; Ctrl-C stops)"
+wait
