@@ -16,6 +16,7 @@
  * the same result for every well-formed file and is what Windows does.
  */
 #include <stdlib.h>
+#include <endian.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,9 +24,9 @@
 
 #include "format.h"
 #include "internal.h"
+#include "tee.h"
 
 #define PE_MAX_FILE 0xffffffffull /* certificate table offset is 32-bit */
-#define PE_CHUNK (1u << 20)
 #define PE_DIR_SECURITY 4
 #define WIN_CERT_REVISION_2_0 0x0200
 #define WIN_CERT_TYPE_PKCS_SIGNED_DATA 0x0002
@@ -45,7 +46,8 @@ typedef struct pe_file {
 	uint64_t sig_off[PE_MAX_ENTRIES];
 	uint32_t sig_len[PE_MAX_ENTRIES];
 	unsigned nsigs;
-	int digested;           /* a digest() pass ran (cksum is valid) */
+	int digested;           /* a digest() pass teed the body (cksum valid) */
+	unsigned char orig_cksum[4], orig_dir[8]; /* as the input has them */
 	uint64_t cksum;         /* word sum of the body, CheckSum and dir zeroed */
 } pe_file;
 
@@ -60,12 +62,28 @@ static int pe_probe(const unsigned char *head, size_t len)
 static uint64_t pe_sum_bytes(uint64_t sum, uint64_t off,
                              const unsigned char *p, size_t len)
 {
-	size_t i = 0;
+	uint64_t lo = 0, hi = 0;
+	size_t i = 0, n = 0;
 
 	if(len && (off & 1)) {
 		sum += (uint64_t)p[0] << 8;
 		i = 1;
 	}
+	/* Eight bytes at a time: four words, summed in 32-bit lanes, flushed
+	 * before a lane could overflow (32768 * 0xffff < 2^32). */
+	for(; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		w = le64toh(w);
+		lo += w & 0x0000ffff0000ffffull;
+		hi += (w >> 16) & 0x0000ffff0000ffffull;
+		if(++n == 32768) {
+			sum += (lo & 0xffffffff) + (lo >> 32) + (hi & 0xffffffff) + (hi >> 32);
+			lo = hi = 0;
+			n = 0;
+		}
+	}
+	sum += (lo & 0xffffffff) + (lo >> 32) + (hi & 0xffffffff) + (hi >> 32);
 	for(; i + 1 < len; i += 2)
 		sum += (uint64_t)p[i] | ((uint64_t)p[i + 1] << 8);
 	if(i < len)
@@ -232,6 +250,7 @@ static sg_status pe_open(const sg_reader *r, void **ctx)
 	if(rc)
 		goto out;
 	pe->checksum_off = opt_off + 64;
+	memcpy(pe->orig_cksum, opt + 64, 4);
 	ndirs = sg_le32(opt + fixed - 4); /* NumberOfRvaAndSizes */
 	dirs_off = opt_off + fixed;
 	if(ndirs <= PE_DIR_SECURITY) {
@@ -251,6 +270,7 @@ static sg_status pe_open(const sg_reader *r, void **ctx)
 	                    "certificate table directory entry");
 	if(rc)
 		goto out;
+	memcpy(pe->orig_dir, dir, 8);
 	pe->cert_off = sg_le32(dir);
 	pe->cert_size = sg_le32(dir + 4);
 
@@ -311,12 +331,11 @@ out:
 	return rc;
 }
 
-/* Hashes and checksums the bytes p[0, len) found at file offset off,
- * leaving out the CheckSum field and the certificate table's directory
- * entry (Authenticode PE format, "Calculating the PE Image Hash"). */
+/* Hashes the bytes p[0, len) found at file offset off, leaving out the
+ * CheckSum field and the certificate table's directory entry (Authenticode
+ * PE format, "Calculating the PE Image Hash"). */
 static void pe_feed(const pe_file *pe, EVP_MD_CTX **mctx, size_t n,
-                    uint64_t *sum, uint64_t off, const unsigned char *p,
-                    size_t len)
+                    uint64_t off, const unsigned char *p, size_t len)
 {
 	const uint64_t skip[2][2] = {
 		{ pe->checksum_off, pe->checksum_off + 4 },
@@ -325,38 +344,40 @@ static void pe_feed(const pe_file *pe, EVP_MD_CTX **mctx, size_t n,
 	uint64_t pos = off, end = off + len;
 
 	for(int k = 0; k < 2 && pos < end; k++) {
-		uint64_t to;
 		if(skip[k][1] <= pos || skip[k][0] >= end)
 			continue;
-		if(skip[k][0] > pos) {
+		if(skip[k][0] > pos)
 			for(size_t i = 0; i < n; i++)
 				EVP_DigestUpdate(mctx[i], p + (pos - off), skip[k][0] - pos);
-			*sum = pe_sum_bytes(*sum, pos, p + (pos - off), skip[k][0] - pos);
-		}
-		to = skip[k][1];
-		pos = to < end ? to : end;
+		pos = skip[k][1] < end ? skip[k][1] : end;
 	}
-	if(pos < end) {
+	if(pos < end)
 		for(size_t i = 0; i < n; i++)
 			EVP_DigestUpdate(mctx[i], p + (pos - off), end - pos);
-		*sum = pe_sum_bytes(*sum, pos, p + (pos - off), end - pos);
-	}
+}
+
+/* Writer-thread callback: the checksum runs over every byte written. */
+static void pe_sum_chunk(void *arg, uint64_t off, const unsigned char *p, size_t len)
+{
+	pe_file *pe = arg;
+
+	pe->cksum = pe_sum_bytes(pe->cksum, off, p, len);
 }
 
 static sg_status pe_digest(void *ctx, const sg_md *mds, size_t n, int tee_fd,
                            unsigned char (*out)[SG_MAX_MD])
 {
+	static const unsigned char zeros[8];
 	pe_file *pe = ctx;
 	EVP_MD_CTX *mctx[4] = { 0 };
-	unsigned char *buf = NULL;
-	uint64_t off = 0, sum = 0;
-	sg_status rc = SG_OK;
+	sg_tee *tee = NULL;
+	uint64_t off = 0;
+	sg_status rc = SG_OK, rc2;
 
 	if(n == 0 || n > 4)
 		return sg_fail(SG_ERR_INTERNAL, "pe_digest: %zu digests", n);
-	buf = malloc(PE_CHUNK);
-	if(!buf)
-		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	pe->digested = 0;
+	pe->cksum = 0;
 	for(size_t i = 0; i < n; i++) {
 		mctx[i] = EVP_MD_CTX_new();
 		if(!mctx[i] || !EVP_DigestInit_ex(mctx[i], sg_md_evp(mds[i]), NULL)) {
@@ -364,32 +385,35 @@ static sg_status pe_digest(void *ctx, const sg_md *mds, size_t n, int tee_fd,
 			goto out;
 		}
 	}
-	while(off < pe->body_end) {
-		size_t want = PE_CHUNK, got;
+	/* Hash here; write and checksum on the tee's thread. */
+	rc = sg_tee_new(tee_fd, tee_fd >= 0 ? pe_sum_chunk : NULL, pe, &tee);
+	if(rc)
+		goto out;
+	while(off < pe->body_end + pe->pad) {
+		unsigned char *buf = sg_tee_buffer(tee);
+		size_t want = SG_TEE_CHUNK, got = 0;
 
-		if(want > pe->body_end - off)
-			want = (size_t)(pe->body_end - off);
-		rc = sg_reader_read(pe->r, off, buf, want, "file body");
+		if(off < pe->body_end) {
+			if(want > pe->body_end - off)
+				want = (size_t)(pe->body_end - off);
+			rc = sg_reader_read(pe->r, off, buf, want, "file body");
+			if(rc)
+				goto out;
+			got = want;
+			pe_feed(pe, mctx, n, off, buf, got);
+		}
+		/* The zero padding that aligns the certificate table goes into
+		 * the last chunk (it is hashed too). */
+		if(off + got == pe->body_end && pe->pad && got + pe->pad <= SG_TEE_CHUNK) {
+			memcpy(buf + got, zeros, pe->pad);
+			for(size_t i = 0; i < n; i++)
+				EVP_DigestUpdate(mctx[i], zeros, pe->pad);
+			got += pe->pad;
+		}
+		rc = sg_tee_push(tee, buf, got, off);
 		if(rc)
 			goto out;
-		got = want;
-		pe_feed(pe, mctx, n, &sum, off, buf, got);
-		if(tee_fd >= 0) {
-			rc = sg_write_all(tee_fd, buf, got);
-			if(rc)
-				goto out;
-		}
 		off += got;
-	}
-	if(pe->pad) {
-		static const unsigned char zeros[8];
-		for(size_t i = 0; i < n; i++)
-			EVP_DigestUpdate(mctx[i], zeros, pe->pad);
-		if(tee_fd >= 0) {
-			rc = sg_write_all(tee_fd, zeros, pe->pad);
-			if(rc)
-				goto out;
-		}
 	}
 	for(size_t i = 0; i < n; i++) {
 		unsigned int len = 0;
@@ -398,12 +422,18 @@ static sg_status pe_digest(void *ctx, const sg_md *mds, size_t n, int tee_fd,
 			goto out;
 		}
 	}
-	pe->cksum = sum;
-	pe->digested = 1;
 out:
+	rc2 = sg_tee_finish(tee);
+	if(!rc)
+		rc = rc2;
+	if(!rc && tee_fd >= 0) {
+		/* The sum covered the header fields that signing replaces. */
+		pe->cksum -= pe_sum_bytes(0, pe->checksum_off, pe->orig_cksum, 4);
+		pe->cksum -= pe_sum_bytes(0, pe->certdir_off, pe->orig_dir, 8);
+		pe->digested = 1;
+	}
 	for(size_t i = 0; i < n; i++)
 		EVP_MD_CTX_free(mctx[i]);
-	free(buf);
 	return rc;
 }
 
@@ -444,7 +474,7 @@ static sg_status pe_finish(void *ctx, int fd, const unsigned char *sig,
 	sg_status rc;
 
 	if(!pe->digested)
-		return sg_fail(SG_ERR_INTERNAL, "pe_finish before pe_digest");
+		return sg_fail(SG_ERR_INTERNAL, "pe_finish without a teed pe_digest");
 	if(sig) {
 		if(siglen > PE_MAX_SIG)
 			return sg_fail(SG_ERR_TOO_LARGE, "signature of %zu bytes is too large", siglen);
