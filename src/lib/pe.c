@@ -32,6 +32,7 @@
 #define WIN_CERT_TYPE_PKCS_SIGNED_DATA 0x0002
 #define PE_MAX_SIG (64u << 20) /* no real signature comes near this */
 #define PE_MAX_ENTRIES 8
+#define PE_MIN_SIG 1024
 
 typedef struct pe_file {
 	const sg_reader *r;
@@ -378,6 +379,12 @@ static sg_status pe_digest(void *ctx, const sg_md *mds, size_t n, int tee_fd,
 		return sg_fail(SG_ERR_INTERNAL, "pe_digest: %zu digests", n);
 	pe->digested = 0;
 	pe->cksum = 0;
+	/* Writing a signed copy: fail now, not after hashing 4 GiB, when no
+	 * signature (never under 1 KiB: it holds a certificate) could fit. */
+	if(tee_fd >= 0 && pe->body_end + pe->pad + PE_MIN_SIG > PE_MAX_FILE)
+		return sg_fail(SG_ERR_TOO_LARGE,
+		               "%s: the signed file would reach 4 GiB, the PE limit",
+		               pe->r->name);
 	for(size_t i = 0; i < n; i++) {
 		mctx[i] = EVP_MD_CTX_new();
 		if(!mctx[i] || !EVP_DigestInit_ex(mctx[i], sg_md_evp(mds[i]), NULL)) {
