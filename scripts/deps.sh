@@ -10,7 +10,7 @@ PKGS=(
   libp11-kit-dev softhsm2 opensc libengine-pkcs11-openssl
   osslsigncode sbsigntool mono-devel
   gcc-mingw-w64-x86-64 gcc-mingw-w64-i686
-  tinyproxy curl ca-certificates hyperfine time
+  tinyproxy curl ca-certificates hyperfine time wrk python3
 )
 
 missing=()
