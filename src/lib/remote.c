@@ -398,6 +398,10 @@ static sg_status remote_post(const sg_remote *r, const char *body,
 	if(curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
 		snprintf(rep->ctype, sizeof(rep->ctype), "%s", ct);
 out:
+	/* The list holds a copy of the token. */
+	for(h = hdrs; h; h = h->next)
+		if(!strncmp(h->data, "Authorization:", 14))
+			OPENSSL_cleanse(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	return rc;
@@ -529,9 +533,12 @@ static sg_status remote_check_signature(const unsigned char *der, size_t len, sg
 		rc = sg_fail_prefix(SG_ERR_REMOTE, "its signature is not an Authenticode SignedData");
 		goto out;
 	}
-	if(got_md != md || CRYPTO_memcmp(got, digest, dlen))
-		rc = sg_fail(SG_ERR_REMOTE, "it returned a signature for another digest "
-		             "(%s, not the %s digest sent)", sg_md_name(got_md), sg_md_name(md));
+	if(got_md != md)
+		rc = sg_fail(SG_ERR_REMOTE, "it returned a signature over a %s digest, not the %s "
+		             "digest sent", sg_md_name(got_md), sg_md_name(md));
+	else if(CRYPTO_memcmp(got, digest, dlen))
+		rc = sg_fail(SG_ERR_REMOTE, "it returned a signature for another file: the %s digest "
+		             "in it is not the one sent", sg_md_name(md));
 out:
 	PKCS7_free(p7);
 	return rc;

@@ -55,6 +55,7 @@ static const struct cfg_item items[] = {
 	{ "serve", "service_ca", T_STR, C(svc_ca), 0, 0 },
 	{ "serve", "service_token", T_STR, C(svc_token), 0, 0 },
 	{ "serve", "service_key", T_STR, C(svc_key), 0, 0 },
+	{ "serve", "service_proxy", T_STR, C(svc_proxy), 0, 0 },
 	{ "serve", "connect_timeout", T_INT, C(connect_timeout), 1, 600 },
 	{ "serve", "timeout", T_INT, C(timeout), 1, 3600 },
 	{ "serve", "retries", T_INT, C(retries), 0, 10 },
@@ -317,7 +318,7 @@ void sg_config_free(sg_config *c)
 	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
 	                  &c->svc_sign_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
-	                  &c->svc_token, &c->svc_key };
+	                  &c->svc_token, &c->svc_key, &c->svc_proxy };
 	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(c);

@@ -59,6 +59,7 @@ typedef struct sg_config {
 	char *prog_name, *prog_url;
 	/* [serve] signing through the service */
 	char *svc_url, *svc_ca, *svc_token, *svc_key;
+	char *svc_proxy;       /* HTTP proxy for the service, optional */
 	long connect_timeout, timeout;   /* seconds */
 	int retries;
 	/* [serve] custom method: a local key */

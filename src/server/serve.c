@@ -1,8 +1,1141 @@
-/* serve.c - placeholder. */
+/*
+ * serve.c - `signgate serve`: the download server.  GET /download/NAME
+ * delivers NAME from the root directory; a file signgate can sign (PE) is
+ * delivered as a signed copy, made once per file version and kept in the
+ * cache directory (serve_cache.c), by the signing service (remote.c) or a
+ * local key.  Plain HTTP: put a TLS proxy in front for the Internet.
+ *
+ * Paths.  NAME is percent-decoded strictly; "." and ".." segments, empty
+ * segments, encoded slashes, NUL and control characters are refused, and
+ * names starting with "." are not served.  The file is opened with
+ * openat2(RESOLVE_BENEATH) relative to the root's descriptor, so the
+ * kernel refuses any symbolic link that leads out of the root; where
+ * openat2 is missing (kernels before 5.6, some seccomp filters) every
+ * component is opened with O_NOFOLLOW and no symbolic link is followed.
+ * Only regular files are delivered.
+ *
+ * Signing.  The cache key is a SHA-256 of the signing identity (method,
+ * key, digest algorithm, program name and URL) and the file's identity
+ * (st_dev, st_ino, st_size, st_mtim, st_ctim).  One pass hashes the file
+ * and copies it into a temporary file (sg_file_digest with a tee), so the
+ * copy matches the digest by construction; the signature is added and
+ * the copy renamed into the cache.  If the source's identity changed
+ * during the pass, the copy is thrown away and the request starts over
+ * once.  A file changed less than a second before we look is waited for
+ * until that second is over: a change within the same timestamp tick
+ * would otherwise go unseen (git's "racy clean" problem).
+ *
+ * HEAD of a PE file signs it too: its Content-Length is the signed
+ * copy's.  With sign_method = service the key's certificate is not part
+ * of the cache key (the service does not tell it before signing): after
+ * a certificate renewal at the service, empty cache_dir.  With a local key
+ * the chain is part of it.
+ *
+ * Failures.  A file no format claims is delivered unchanged.  A PE file
+ * that is corrupt (SG_ERR_MALFORMED) or cannot be signed (TOO_LARGE) is
+ * refused with 500 and an error in the log: handing out a broken file as
+ * if it had gone through signing would hide the problem, and serving it
+ * unsigned is not what on_sign_failure is for (that is for an unreachable
+ * or failing signer).  Other signing failures follow on_sign_failure:
+ * 503, or the original bytes with a warning in the log.
+ *
+ * SIGNGATE_SERVE_NO_OPENAT2 in the environment forces the fallback (for
+ * the tests).
+ *
+ * Not here: TLS, multiple ranges in one request, If-None-Match/304,
+ * a limit on the cache's total bytes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define SERVE_HAVE_OPENAT2 1
+#endif
+#endif
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "../lib/internal.h"
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
+#include "serve_cache.h"
 #include "servers.h"
+#include "signgate/remote.h"
+
+#define SERVE_DEFAULT_LISTEN "127.0.0.1:7615"
+#define SERVE_CACHE_MAX 4096          /* signed copies kept */
+#define SERVE_RACY_NS 1000000000LL    /* see "racy clean" above */
+#define SERVE_PATH_MAX 1024           /* decoded NAME, bytes */
+#define SERVE_LIST_MAX 10000          /* entries in a directory listing */
+#define SERVE_PE_TYPE "application/vnd.microsoft.portable-executable"
+
+struct serve {
+	const sg_config *cfg;
+	int root_fd;
+	int use_openat2;
+	serve_cache *cache;
+	sg_remote *remote;     /* method service */
+	sg_signer *signer;     /* method custom */
+	sg_sign_opts so;
+	unsigned char signer_id[32];
+};
+
+/* One request, for its reply and its log line. */
+struct serve_req {
+	struct evhttp_request *req;  /* not to be touched once the reply is sent */
+	int head;
+	int status;
+	uint64_t bytes;
+	char what[200];
+	char peer[80];   /* taken before the reply: libevent may free req with it */
+	char uri[320];
+	struct timespec t0;
+};
+
+/* ---------------------------------------------------------------- replies */
+
+static void serve_what(struct serve_req *r, const char *fmt, ...) SG_PRINTF(2, 3);
+static void serve_what(struct serve_req *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->what, sizeof(r->what), fmt, ap);
+	va_end(ap);
+}
+
+static void serve_header_u64(struct evkeyvalq *h, const char *name, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%" PRIu64, v);
+	evhttp_add_header(h, name, num);
+}
+
+/* Sends a small in-memory body (not for HEAD: only its length). */
+static void serve_reply_buf(struct serve_req *r, int code, const char *ctype,
+                            struct evbuffer *b)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+	size_t len = b ? evbuffer_get_length(b) : 0;
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	serve_header_u64(out, "Content-Length", len);
+	r->status = code;
+	/* evhttp sends whatever is in the buffer even for HEAD. */
+	if(r->head || !b) {
+		evhttp_send_reply(r->req, code, NULL, NULL);
+		return;
+	}
+	r->bytes = len;
+	evhttp_send_reply(r->req, code, NULL, b);
+}
+
+static void serve_reply_json(struct serve_req *r, int code, json_t *j)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if(b && s) {
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n", 1);
+		serve_reply_buf(r, code, "application/json", b);
+	} else {
+		r->status = 500;
+		evhttp_send_error(r->req, 500, NULL);
+	}
+	free(s);
+	if(b)
+		evbuffer_free(b);
+}
+
+/* {"error": msg} with code.  msg goes to the client: no internals. */
+static void serve_reply_error(struct serve_req *r, int code, const char *msg)
+{
+	json_t *j = json_pack("{s:s}", "error", msg);
+
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
+	serve_reply_json(r, code, j);
+	json_decref(j);
+}
+
+/* Parses a single byte range (RFC 9110 section 14.1.2) against size:
+ * 1 and [*off, *off + *len) for a satisfiable one, -1 for an
+ * unsatisfiable one, 0 to send the whole file (no or unusable header,
+ * several ranges). */
+static int serve_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+	uint64_t a = 0, b = 0;
+	int have_a = 0, have_b = 0;
+	const char *p;
+
+	if(strncmp(h, "bytes=", 6) || strchr(h, ','))
+		return 0;
+	p = h + 6;
+	for(; *p >= '0' && *p <= '9'; p++, have_a = 1) {
+		if(a > (UINT64_MAX - 9) / 10)
+			return 0;
+		a = a * 10 + (uint64_t)(*p - '0');
+	}
+	if(*p++ != '-')
+		return 0;
+	for(; *p >= '0' && *p <= '9'; p++, have_b = 1) {
+		if(b > (UINT64_MAX - 9) / 10)
+			return 0;
+		b = b * 10 + (uint64_t)(*p - '0');
+	}
+	if(*p || (!have_a && !have_b))
+		return 0;
+	if(!have_a) { /* suffix: the last b bytes */
+		if(b == 0 || size == 0)
+			return -1;
+		*len = b < size ? b : size;
+		*off = size - *len;
+		return 1;
+	}
+	if(have_b && b < a)
+		return 0; /* invalid: ignore it */
+	if(a >= size)
+		return -1;
+	if(!have_b || b >= size)
+		b = size - 1;
+	*off = a;
+	*len = b - a + 1;
+	return 1;
+}
+
+/* Content-Disposition for the last segment of rel: an ASCII filename=
+ * with quotes escaped, plus RFC 8187 filename*= when the name is not
+ * ASCII. */
+static void serve_disposition(const char *rel, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *base = strrchr(rel, '/');
+	const unsigned char *p;
+	size_t o = 0;
+	int ascii = 1;
+
+	base = base ? base + 1 : rel;
+	o += (size_t)snprintf(out, outlen, "attachment; filename=\"");
+	for(p = (const unsigned char *)base; *p && o + 4 < outlen; p++) {
+		if(*p >= 0x80) {
+			ascii = 0;
+			out[o++] = '_';
+			continue;
+		}
+		if(*p == '"' || *p == '\\')
+			out[o++] = '\\';
+		out[o++] = (char)*p;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	if(ascii)
+		return;
+	o += (size_t)snprintf(out + o, outlen - o, "; filename*=UTF-8''");
+	for(p = (const unsigned char *)base; *p && o + 4 < outlen; p++) {
+		if((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		   strchr("!#$&+-.^_`|~", *p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Sends fd (a regular file) as the answer, or the range the request asks
+ * for.  Takes fd.  The body is a file segment added straight to the
+ * connection's output, so plain HTTP sends it with sendfile(): memory
+ * stays flat whatever the file's size, and a source truncated meanwhile
+ * ends the connection early instead of faulting on a mapping.
+ */
+static void serve_reply_fd(struct serve_req *r, int fd, const char *ctype,
+                           const char *rel, const char *etag)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+	const char *range = evhttp_find_header(in, "Range");
+	const char *if_range = evhttp_find_header(in, "If-Range");
+	struct evhttp_connection *evcon;
+	struct evbuffer_file_segment *seg;
+	struct bufferevent *bev;
+	char disp[1400], cr[96];
+	uint64_t size, off = 0, len;
+	struct stat st;
+	int code = 200;
+
+	if(fstat(fd, &st)) {
+		sg_log(SG_LOG_ERROR, "cannot stat %s: %s", rel, strerror(errno));
+		close(fd);
+		serve_reply_error(r, 500, "cannot read the file");
+		return;
+	}
+	size = (uint64_t)st.st_size;
+	len = size;
+	if(range && (!if_range || !strcmp(if_range, etag))) {
+		switch(serve_parse_range(range, size, &off, &len)) {
+		case 1:
+			code = 206;
+			snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
+			         off + len - 1, size);
+			evhttp_add_header(out, "Content-Range", cr);
+			break;
+		case -1:
+			close(fd);
+			snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+			evhttp_add_header(out, "Content-Range", cr);
+			serve_reply_error(r, 416, "the requested range is not inside the file");
+			return;
+		default:
+			break;
+		}
+	}
+	serve_disposition(rel, disp, sizeof(disp));
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "Content-Disposition", disp);
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(out, "Accept-Ranges", "bytes");
+	evhttp_add_header(out, "ETag", etag);
+	serve_header_u64(out, "Content-Length", len);
+	r->status = code;
+	evcon = evhttp_request_get_connection(r->req);
+	bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	if(r->head || len == 0 || !bev) {
+		close(fd);
+		evhttp_send_reply(r->req, code, NULL, NULL);
+		return;
+	}
+	seg = evbuffer_file_segment_new(fd, (ev_off_t)off, (ev_off_t)len, EVBUF_FS_CLOSE_ON_FREE);
+	if(!seg) {
+		close(fd);
+		sg_log(SG_LOG_ERROR, "cannot send %s: no file segment", rel);
+		r->status = 500;
+		evhttp_send_error(r->req, 500, NULL);
+		return;
+	}
+	/* Headers first (no chunking: Content-Length is set), then the
+	 * segment on the connection's own output buffer, which drains to the
+	 * socket and so may use sendfile(). */
+	evhttp_send_reply_start(r->req, code, NULL);
+	if(evbuffer_add_file_segment(bufferevent_get_output(bev), seg, 0, (ev_off_t)len))
+		sg_log(SG_LOG_ERROR, "cannot queue %s for sending", rel);
+	else
+		r->bytes = len;
+	evbuffer_file_segment_free(seg);
+	evhttp_send_reply_end(r->req);
+}
+
+/* ---------------------------------------------------------------- paths */
+
+static int serve_hexval(char ch)
+{
+	if(ch >= '0' && ch <= '9')
+		return ch - '0';
+	if(ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if(ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decodes NAME (the part of the path after /download/) into rel, checking
+ * each segment.  *dir is set when NAME is empty or ends with '/'.  Returns
+ * 0, or the HTTP status to refuse with; *why says why, for the client.
+ */
+static int serve_decode_path(const char *enc, char *rel, size_t rellen, int *dir,
+                             const char **why)
+{
+	size_t o = 0, seg = 0;
+
+	*dir = 0;
+	*why = "bad path";
+	for(const char *p = enc; *p; p++) {
+		int c = (unsigned char)*p;
+		if(c == '%') {
+			int hi = serve_hexval(p[1]), lo = hi >= 0 ? serve_hexval(p[2]) : -1;
+			if(hi < 0 || lo < 0) {
+				*why = "bad percent-encoding in the path";
+				return 400;
+			}
+			c = hi << 4 | lo;
+			p += 2;
+			if(c == '/') {
+				*why = "an encoded '/' is not allowed in the path";
+				return 400;
+			}
+		}
+		if(c == 0 || c < 0x20 || c == 0x7f) {
+			*why = "control characters are not allowed in the path";
+			return 400;
+		}
+		if(o + 1 >= rellen) {
+			*why = "path too long";
+			return 414;
+		}
+		rel[o++] = (char)c;
+	}
+	rel[o] = '\0';
+	if(o == 0) {
+		*dir = 1;
+		return 0;
+	}
+	if(rel[o - 1] == '/') {
+		*dir = 1;
+		rel[--o] = '\0';
+	}
+	/* Every segment: not empty, not "." or "..", not hidden, <= NAME_MAX. */
+	for(size_t i = 0; i <= o; i++) {
+		if(i < o && rel[i] != '/')
+			continue;
+		size_t n = i - seg;
+		const char *s = rel + seg;
+		if(n == 0) {
+			*why = "empty path segment";
+			return 400;
+		}
+		if((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+			*why = "'.' and '..' are not allowed in the path";
+			return 400;
+		}
+		if(s[0] == '.' || n > NAME_MAX) {
+			*why = "not found";
+			return 404;
+		}
+		seg = i + 1;
+	}
+	return 0;
+}
+
+/* Opens rel ("" for the root) beneath the root.  Returns a descriptor,
+ * or -1 with errno. */
+static int serve_open(const struct serve *s, const char *rel)
+{
+	const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	char buf[SERVE_PATH_MAX], *seg, *slash;
+	int dfd, fd, err;
+
+	if(!*rel)
+		rel = ".";
+#ifdef SERVE_HAVE_OPENAT2
+	if(s->use_openat2) {
+		struct open_how how = { .flags = (uint64_t)flags,
+		                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+		return (int)syscall(SYS_openat2, s->root_fd, rel, &how, sizeof(how));
+	}
+#endif
+	/* Component by component, following no symbolic link at all.  rel
+	 * has no ".", ".." or empty segment (serve_decode_path). */
+	if(strlen(rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, rel);
+	dfd = s->root_fd;
+	for(seg = buf; (slash = strchr(seg, '/')) != NULL; seg = slash + 1) {
+		*slash = '\0';
+		fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = errno;
+		if(dfd != s->root_fd)
+			close(dfd);
+		if(fd < 0) {
+			errno = err;
+			return -1;
+		}
+		dfd = fd;
+	}
+	fd = openat(dfd, seg, flags | O_NOFOLLOW);
+	err = errno;
+	if(dfd != s->root_fd)
+		close(dfd);
+	errno = err;
+	return fd;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static void serve_listing(struct serve_req *r, int dirfd, const char *rel)
+{
+	json_t *files = json_array(), *dirs = json_array(), *j = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	int fd = dup(dirfd), truncated = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if(!d || !files || !dirs) {
+		if(!d && fd >= 0)
+			close(fd);
+		sg_log(SG_LOG_ERROR, "cannot list /%s: %s", rel, strerror(errno));
+		serve_reply_error(r, 500, "cannot list the directory");
+		goto out;
+	}
+	while((de = readdir(d)) != NULL) {
+		struct stat st;
+		json_t *name;
+
+		if(de->d_name[0] == '.')
+			continue;
+		if(fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if(!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		if(n++ == SERVE_LIST_MAX) {
+			truncated = 1;
+			break;
+		}
+		name = json_string(de->d_name); /* NULL unless valid UTF-8: skipped */
+		if(!name)
+			continue;
+		if(S_ISDIR(st.st_mode))
+			json_array_append_new(dirs, name);
+		else
+			json_array_append_new(files, json_pack("{s:o, s:I}", "name", name, "size",
+			                                       (json_int_t)st.st_size));
+	}
+	j = json_pack("{s:s, s:O, s:O, s:b}", "path", rel, "files", files, "dirs", dirs,
+	              "truncated", truncated);
+	serve_what(r, "listing");
+	serve_reply_json(r, 200, j);
+out:
+	if(d)
+		closedir(d);
+	json_decref(files);
+	json_decref(dirs);
+	json_decref(j);
+}
+
+/* ---------------------------------------------------------------- signing */
+
+static int serve_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* SHA-256 of a domain tag, prefix (may be NULL) and the file's identity. */
+static void serve_file_key(const char *tag, const unsigned char *prefix,
+                           const struct stat *st, unsigned char key[SERVE_KEY_LEN])
+{
+	uint64_t v[7] = {
+		(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+		(uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec,
+		(uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec,
+	};
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int len = 0;
+
+	if(!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	   !EVP_DigestUpdate(ctx, tag, strlen(tag) + 1) ||
+	   (prefix && !EVP_DigestUpdate(ctx, prefix, 32)) ||
+	   !EVP_DigestUpdate(ctx, v, sizeof(v)) || !EVP_DigestFinal_ex(ctx, key, &len)) {
+		/* Cannot happen with the default provider; never reuse a key. */
+		memset(key, 0, SERVE_KEY_LEN);
+		memcpy(key, &st->st_ino, sizeof(st->st_ino));
+	}
+	EVP_MD_CTX_free(ctx);
+}
+
+static void serve_etag(const unsigned char key[SERVE_KEY_LEN], char out[40])
+{
+	char hex[2 * SERVE_KEY_LEN + 1];
+
+	sg_hex(key, SERVE_KEY_LEN, hex);
+	snprintf(out, 40, "\"%.32s\"", hex);
+}
+
+/* Waits while st's last change is less than SERVE_RACY_NS old.  Returns
+ * 1 if it waited (the caller must look at the file again). */
+static int serve_wait_racy(const struct stat *st)
+{
+	struct timespec now, ts;
+	long long age, wait;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	age = (long long)(now.tv_sec - st->st_ctim.tv_sec) * 1000000000LL +
+	      (now.tv_nsec - st->st_ctim.tv_nsec);
+	if(age >= SERVE_RACY_NS)
+		return 0;
+	wait = age < 0 ? SERVE_RACY_NS : SERVE_RACY_NS - age; /* clock skew: bounded */
+	ts.tv_sec = (time_t)(wait / 1000000000LL);
+	ts.tv_nsec = (long)(wait % 1000000000LL);
+	while(nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	return 1;
+}
+
+/* The signing pass into tmp_fd: digest with a tee, signature, finish. */
+static sg_status serve_make_copy(struct serve *s, sg_file *f, int tmp_fd, const char *rel)
+{
+	unsigned char digest[SG_MAX_MD], *sig = NULL;
+	size_t dlen = 0, siglen = 0;
+	sg_md md = s->cfg->md;
+	sg_status rc;
+
+	rc = sg_file_digest(f, md, tmp_fd, digest, &dlen);
+	if(rc)
+		return rc;
+	if(s->remote)
+		rc = sg_remote_sign(s->remote, sg_file_format(f), md, digest, dlen, rel, &s->so,
+		                    &sig, &siglen);
+	else
+		rc = sg_authenticode_sign(s->signer, sg_file_format(f), md, digest, dlen, &s->so,
+		                          &sig, &siglen);
+	if(!rc)
+		rc = sg_file_write_fd(f, sig, siglen, tmp_fd, 1);
+	sg_free(sig);
+	return rc;
+}
+
+/* The file cannot be delivered signed: refuse, or deliver the original. */
+static void serve_sign_failed(struct serve *s, struct serve_req *r, const char *rel,
+                              int fd, const struct stat *st, sg_status rc)
+{
+	unsigned char key[SERVE_KEY_LEN];
+	char etag[40], msg[300];
+	int dupfd;
+
+	if(rc == SG_ERR_MALFORMED || rc == SG_ERR_TOO_LARGE) {
+		sg_log(SG_LOG_ERROR, "refused %s: it cannot be signed: %s", rel, sg_last_error());
+		serve_what(r, "refused: cannot be signed (%s)", sg_strerror(rc));
+		snprintf(msg, sizeof(msg), "%s cannot be signed (%s) and is not served", rel,
+		         rc == SG_ERR_MALFORMED ? "it is a corrupt PE file" : "it is too large");
+		serve_reply_error(r, 500, msg);
+		return;
+	}
+	if(s->cfg->on_fail == SG_ON_FAIL_SERVE_UNSIGNED && (dupfd = dup(fd)) >= 0) {
+		sg_log(SG_LOG_WARN, "serving %s UNSIGNED: signing failed: %s", rel, sg_last_error());
+		serve_what(r, "UNSIGNED: signing failed (%s)", sg_strerror(rc));
+		serve_file_key("original", NULL, st, key);
+		serve_etag(key, etag);
+		serve_reply_fd(r, dupfd, SERVE_PE_TYPE, rel, etag);
+		return;
+	}
+	sg_log(SG_LOG_ERROR, "refused %s: signing failed: %s", rel, sg_last_error());
+	serve_what(r, "refused: signing failed (%s)", sg_strerror(rc));
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "30");
+	snprintf(msg, sizeof(msg), "%s cannot be signed right now; try again later", rel);
+	serve_reply_error(r, 503, msg);
+}
+
+/* A regular file: signed copy, original, or refusal. */
+static void serve_file(struct serve *s, struct serve_req *r, const char *rel, int fd)
+{
+	unsigned char key[SERVE_KEY_LEN];
+	struct timespec t1, t2;
+	struct stat st, st2;
+	serve_claim *claim;
+	char etag[40];
+	sg_file *f = NULL;
+	sg_status rc;
+	int cfd, again, dupfd;
+
+	for(int attempt = 0; attempt < 2; attempt++) {
+		sg_file_close(f);
+		f = NULL;
+		if(fstat(fd, &st)) {
+			sg_log(SG_LOG_ERROR, "cannot stat %s: %s", rel, strerror(errno));
+			serve_reply_error(r, 500, "cannot read the file");
+			return;
+		}
+		rc = sg_file_open_fd(fd, rel, &f);
+		if(rc == SG_ERR_UNSUPPORTED) {
+			sg_clear_error();
+			if((dupfd = dup(fd)) < 0) {
+				sg_log(SG_LOG_ERROR, "cannot send %s: %s", rel, strerror(errno));
+				serve_reply_error(r, 500, "cannot read the file");
+				return;
+			}
+			serve_what(r, "as is: not a signable format");
+			serve_file_key("original", NULL, &st, key);
+			serve_etag(key, etag);
+			serve_reply_fd(r, dupfd, "application/octet-stream", rel, etag);
+			return;
+		}
+		if(rc == SG_ERR_MALFORMED || rc == SG_ERR_TOO_LARGE) {
+			serve_sign_failed(s, r, rel, fd, &st, rc);
+			return;
+		}
+		if(rc) {
+			sg_log(SG_LOG_ERROR, "cannot open %s: %s", rel, sg_last_error());
+			serve_reply_error(r, 500, "cannot read the file");
+			return;
+		}
+		if(serve_wait_racy(&st)) {
+			if(fstat(fd, &st2) || !serve_same_file(&st, &st2))
+				continue;
+		}
+		serve_file_key("signed", s->signer_id, &st, key);
+		serve_etag(key, etag);
+		rc = serve_cache_get(s->cache, key, rel, &cfd, &claim, &again);
+		if(again)
+			continue; /* the producer saw the file change: look again */
+		if(rc) {
+			/* Another request's attempt failed just now: share its answer
+			 * rather than hammer a failing signer. */
+			serve_sign_failed(s, r, rel, fd, &st, rc);
+			goto out;
+		}
+		if(cfd >= 0) {
+			serve_what(r, "signed: cached");
+			serve_reply_fd(r, cfd, SERVE_PE_TYPE, rel, etag);
+			goto out;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		rc = serve_make_copy(s, f, serve_claim_fd(claim), rel);
+		if(fstat(fd, &st2) || !serve_same_file(&st, &st2)) {
+			sg_fail(SG_ERR_IO, "%s changed while it was being signed", rel);
+			sg_log(SG_LOG_INFO, "%s", sg_last_error());
+			serve_cache_fail(s->cache, claim, SG_ERR_IO, 1);
+			continue;
+		}
+		if(rc) {
+			serve_cache_fail(s->cache, claim, rc, 0);
+			serve_sign_failed(s, r, rel, fd, &st, rc);
+			goto out;
+		}
+		rc = serve_cache_commit(s->cache, claim, &cfd);
+		if(rc) {
+			serve_sign_failed(s, r, rel, fd, &st, rc);
+			goto out;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t2);
+		sg_log(SG_LOG_INFO, "signed %s (%s, %" PRIu64 " bytes) in %.1f ms", rel,
+		       sg_md_name(s->cfg->md), (uint64_t)st.st_size,
+		       (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6);
+		serve_what(r, "signed: now");
+		serve_reply_fd(r, cfd, SERVE_PE_TYPE, rel, etag);
+		goto out;
+	}
+	/* Changed under our feet twice. */
+	sg_log(SG_LOG_WARN, "refused %s: it keeps changing while being signed", rel);
+	serve_what(r, "refused: file changing");
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "5");
+	serve_reply_error(r, 503, "the file is being changed; try again later");
+out:
+	sg_file_close(f);
+}
+
+/* ---------------------------------------------------------------- handler */
+
+static void serve_download(struct serve *s, struct serve_req *r, const char *enc,
+                           const char *path)
+{
+	char rel[SERVE_PATH_MAX];
+	const char *why;
+	struct stat st;
+	int dir, code, fd;
+
+	code = serve_decode_path(enc, rel, sizeof(rel), &dir, &why);
+	if(code) {
+		serve_what(r, "refused: %s", why);
+		serve_reply_error(r, code, why);
+		return;
+	}
+	fd = serve_open(s, rel);
+	if(fd < 0) {
+		int err = errno;
+		switch(err) {
+		case EXDEV: case ELOOP:
+			sg_log(SG_LOG_WARN, "refused %s: a symbolic link leads out of the root "
+			       "(or is not followed)", rel);
+			/* fall through */
+		case ENOENT: case ENOTDIR: case ENAMETOOLONG:
+			serve_what(r, "not found");
+			serve_reply_error(r, 404, "not found");
+			return;
+		case EACCES: case EPERM:
+			serve_what(r, "refused: permission denied");
+			serve_reply_error(r, 403, "forbidden");
+			return;
+		default:
+			sg_log(SG_LOG_ERROR, "cannot open %s: %s", rel, strerror(err));
+			serve_reply_error(r, 500, "cannot open the file");
+			return;
+		}
+	}
+	if(fstat(fd, &st)) {
+		sg_log(SG_LOG_ERROR, "cannot stat %s: %s", rel, strerror(errno));
+		serve_reply_error(r, 500, "cannot read the file");
+	} else if(S_ISDIR(st.st_mode)) {
+		if(dir) {
+			serve_listing(r, fd, rel);
+		} else {
+			/* /download/sub -> /download/sub/ */
+			char *loc = malloc(strlen(path) + 2);
+			if(loc) {
+				sprintf(loc, "%s/", path);
+				evhttp_add_header(evhttp_request_get_output_headers(r->req), "Location", loc);
+				free(loc);
+			}
+			serve_what(r, "redirect to directory");
+			serve_reply_error(r, 301, "this is a directory: add a '/'");
+		}
+	} else if(!S_ISREG(st.st_mode) || dir) {
+		serve_what(r, "not found: not a regular file");
+		serve_reply_error(r, 404, "not found");
+	} else {
+		serve_file(s, r, rel, fd);
+	}
+	close(fd);
+}
+
+/* Copies s for the log: printable ASCII, others as %XX, bounded. */
+static void serve_log_text(const char *s, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for(; s && *s && o + 4 < outlen; s++) {
+		unsigned char c = (unsigned char)*s;
+		if(c > 0x20 && c < 0x7f)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "%%%02X", c);
+	}
+	if(s && *s && outlen > 4)
+		memcpy(out + outlen - 4, "...", 4), o = outlen - 1;
+	out[o] = '\0';
+}
+
+/* What the log line needs from the request, taken before replying. */
+static void serve_req_init(struct serve_req *r, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	r->req = req;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	r->head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	if(evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(r->peer, sizeof(r->peer), "%s:%u", addr ? addr : "?", (unsigned)port);
+	serve_log_text(evhttp_request_get_uri(req), r->uri, sizeof(r->uri));
+}
+
+static void serve_log_request(const struct serve_req *r, const char *method)
+{
+	struct timespec t;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	ms = (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6;
+	sg_log(r->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO,
+	       "%s %s from %s: %d, %" PRIu64 " bytes%s%s, %.1f ms", method, r->uri, r->peer,
+	       r->status, r->bytes, r->what[0] ? ", " : "", r->what, ms);
+}
+
+static void serve_handler(struct evhttp_request *req, void *arg)
+{
+	struct serve *s = arg;
+	struct serve_req r = { 0 };
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *method = cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_HEAD ? "HEAD" :
+	                     cmd == EVHTTP_REQ_POST ? "POST" : "other";
+
+	serve_req_init(&r, req);
+	if(!path || path[0] != '/') {
+		serve_reply_error(&r, 400, "bad request path");
+	} else if(cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		serve_reply_error(&r, 405, "only GET and HEAD are allowed");
+	} else if(!strcmp(path, "/health")) {
+		json_t *j = json_pack("{s:s}", "status", "ok");
+		serve_reply_json(&r, 200, j);
+		json_decref(j);
+	} else if(!strcmp(path, "/") || !strcmp(path, "/download")) {
+		serve_download(s, &r, "", "/download");
+	} else if(!strncmp(path, "/download/", 10)) {
+		serve_download(s, &r, path + 10, path);
+	} else {
+		serve_reply_error(&r, 404, "not found: files are under /download/");
+	}
+	serve_log_request(&r, method);
+}
+
+/* ---------------------------------------------------------------- start */
+
+static const char serve_help[] =
+"Usage: signgate serve --config FILE [--listen HOST:PORT]\n"
+"\n"
+"Runs the download server: GET /download/NAME delivers NAME from the\n"
+"[serve] root directory.  A PE file (.exe, .dll, .sys, .efi) is delivered\n"
+"signed: the first download of each version signs it (through the signing\n"
+"service, or with a local key) and keeps the signed copy in cache_dir;\n"
+"later downloads get that copy.  Other files are delivered as they are.\n"
+"GET /download/ lists the root (JSON); GET /health answers {\"status\":\"ok\"}.\n"
+"Plain HTTP: put a TLS proxy in front of it for the Internet.\n"
+"\n"
+"  --config FILE       the INI configuration ([serve] and [log]; see\n"
+"                      docs/CONFIG.md)\n"
+"  --listen HOST:PORT  overrides [serve] listen (default " SERVE_DEFAULT_LISTEN ");\n"
+"                      port 0 picks a free port\n"
+"  -h, --help          this help\n"
+"\n"
+"Prints \"listening on http://HOST:PORT\" once it accepts connections and runs\n"
+"until SIGINT or SIGTERM.  Exit status: 0 after a signal, 1 if the local\n"
+"signing key cannot be used (token, PIN, key), 2 for a bad configuration.\n";
+
+static int serve_log_to_file; /* set once the [log] file is open */
+
+/* Prints why the server cannot start (and logs it, if the log is a
+ * file); returns exit status 2. */
+static int serve_usage_error(const char *fmt, ...) SG_PRINTF(1, 2);
+static int serve_usage_error(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "signgate serve: %s\n", msg);
+	if(serve_log_to_file)
+		sg_log(SG_LOG_ERROR, "cannot start: %s", msg);
+	return 2;
+}
+
+/* A digest of everything that makes a signature differ besides the file,
+ * so a change of key or options never serves an old copy. */
+static void serve_signer_id(struct serve *s)
+{
+	const sg_config *c = s->cfg;
+	const char *parts[] = {
+		c->method == SG_METHOD_SERVICE ? "service" : "custom", sg_md_name(c->md),
+		c->method == SG_METHOD_SERVICE ? c->svc_url : c->custom.uri,
+		c->method == SG_METHOD_SERVICE ? c->svc_key : c->custom.cert,
+		c->method == SG_METHOD_SERVICE ? "" : c->custom.pfx,
+		c->prog_name, c->prog_url,
+	};
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char *pem = NULL;
+	unsigned int len;
+
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for(size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		EVP_DigestUpdate(ctx, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+	/* A renewed certificate for the same key makes new copies too. */
+	if(s->signer && sg_signer_chain_pem(s->signer, &pem) == SG_OK) {
+		EVP_DigestUpdate(ctx, pem, strlen(pem));
+		sg_free(pem);
+	}
+	EVP_DigestFinal_ex(ctx, s->signer_id, &len);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* Is path (a directory, which need not exist yet) inside dir, or dir
+ * itself? */
+static int serve_inside(const char *path, const char *dir)
+{
+	char *a = realpath(path, NULL), *b;
+	int in = 0;
+
+	if(!a && errno == ENOENT) {
+		/* Not made yet: judge by its parent. */
+		char *copy = strdup(path), *slash = copy ? strrchr(copy, '/') : NULL;
+		if(copy && slash && slash != copy) {
+			*slash = '\0';
+			a = realpath(copy, NULL);
+		} else if(copy && !slash) {
+			a = realpath(".", NULL);
+		}
+		free(copy);
+	}
+	b = realpath(dir, NULL);
+	if(a && b) {
+		size_t n = strlen(b);
+		in = !strncmp(a, b, n) && (a[n] == '/' || a[n] == '\0' || !strcmp(b, "/"));
+	}
+	free(a);
+	free(b);
+	return in;
+}
+
+static int serve_setup(struct serve *s, sg_config *c)
+{
+	sg_status rc;
+
+	if(!c->srv_root)
+		return serve_usage_error("%s: [serve] needs 'root', the directory of files to serve",
+		                         c->path);
+	if(!c->srv_cache)
+		return serve_usage_error("%s: [serve] needs 'cache_dir', a directory for signed "
+		                         "copies", c->path);
+	s->root_fd = open(c->srv_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if(s->root_fd < 0)
+		return serve_usage_error("cannot open root directory %s: %s", c->srv_root,
+		                         strerror(errno));
+	if(c->method == SG_METHOD_SERVICE) {
+		const char *missing = !c->svc_url ? "service_url (e.g. https://sign.example.com:8443)" :
+		                      !c->svc_token ? "service_token (file:PATH or env:VAR)" :
+		                      !c->svc_key ? "service_key (the key name at the service)" : NULL;
+		if(missing)
+			return serve_usage_error("%s: [serve] sign_method = service needs %s", c->path,
+			                         missing);
+	} else {
+		if(!c->custom.uri && !c->custom.pfx)
+			return serve_usage_error("%s: [serve] sign_method = custom needs custom_key "
+			                         "(with custom_cert) or custom_pfx", c->path);
+		if(c->custom.uri && c->custom.pfx)
+			return serve_usage_error("%s: [serve] give custom_key or custom_pfx, not both",
+			                         c->path);
+	}
+	if(sg_log_open(c->log))
+		return serve_usage_error("cannot open log file %s: %s", c->log, strerror(errno));
+	serve_log_to_file = c->log && strcmp(c->log, "-");
+	if(serve_inside(c->srv_cache, c->srv_root))
+		return serve_usage_error("cache_dir %s must not be inside root %s (signed copies "
+		                         "would be served as files)", c->srv_cache, c->srv_root);
+	rc = serve_cache_open(c->srv_cache, SERVE_CACHE_MAX, &s->cache);
+	if(rc)
+		return serve_usage_error("%s", sg_last_error());
+	if(c->method == SG_METHOD_SERVICE) {
+		sg_remote_opts ro = {
+			.url = c->svc_url, .ca_file = c->svc_ca, .token = c->svc_token,
+			.key = c->svc_key, .proxy = c->svc_proxy, .connect_timeout = c->connect_timeout,
+			.timeout = c->timeout, .retries = c->retries,
+		};
+		rc = sg_remote_new(&ro, &s->remote);
+	} else if(c->custom.pfx) {
+		rc = sg_signer_open_pfx(c->custom.pfx, c->custom.pass, &s->signer);
+	} else {
+		rc = sg_signer_open(c->custom.uri, c->custom.cert, c->custom.pass, &s->signer);
+	}
+	if(rc) {
+		serve_usage_error("%s", sg_last_error());
+		switch(rc) {
+		case SG_ERR_HSM: case SG_ERR_PIN: case SG_ERR_KEY: case SG_ERR_CRYPTO:
+			return 1; /* the key itself failed */
+		default:
+			return 2; /* a setting or a file named by one */
+		}
+	}
+	s->so.program_name = c->prog_name;
+	s->so.url = c->prog_url;
+	serve_signer_id(s);
+#ifdef SERVE_HAVE_OPENAT2
+	{
+		struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_DIRECTORY,
+		                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+		int fd = (int)syscall(SYS_openat2, s->root_fd, ".", &how, sizeof(how));
+		/* The variable lets the tests exercise the fallback. */
+		s->use_openat2 = fd >= 0 && !getenv("SIGNGATE_SERVE_NO_OPENAT2");
+		if(fd >= 0)
+			close(fd);
+	}
+#endif
+	return 0;
+}
+
 int sg_serve_main(int argc, char **argv)
 {
-	fprintf(stderr, "signgate serve: not built yet\n");
-	return 2;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct serve s = { .root_fd = -1 };
+	const char *cfgpath = NULL, *listen = NULL;
+	sg_httpd_opts ho = { 0 };
+	sg_httpd *h = NULL;
+	sg_config *c = NULL;
+	char *host = NULL, where[300], how[400];
+	int opt, port, ret, sig;
+	sg_status rc;
+
+	optind = 1;
+	while((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch(opt) {
+		case 'c': cfgpath = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'h': fputs(serve_help, stdout); return 0;
+		default:
+			fprintf(stderr, "Try 'signgate serve --help'.\n");
+			return 2;
+		}
+	}
+	if(optind != argc)
+		return serve_usage_error("unexpected argument '%s'", argv[optind]);
+	if(!cfgpath)
+		return serve_usage_error("give --config FILE (try 'signgate serve --help')");
+	rc = sg_config_load(cfgpath, &c);
+	if(rc)
+		return serve_usage_error("%s", sg_last_error());
+	s.cfg = c;
+	if(!listen)
+		listen = c->srv_listen ? c->srv_listen : SERVE_DEFAULT_LISTEN;
+	if(sg_parse_hostport(listen, &host, &port)) {
+		ret = serve_usage_error("listen: %s", sg_last_error());
+		goto out;
+	}
+	ret = serve_setup(&s, c);
+	if(ret)
+		goto out;
+
+	sg_httpd_block_signals();
+	ho.listen = listen;
+	ho.threads = c->srv_threads;
+	ho.max_body = 4096;    /* GET and HEAD carry no body */
+	ho.timeout = 60;
+	ho.handler = serve_handler;
+	ho.arg = &s;
+	rc = sg_httpd_start(&ho, &h);
+	if(rc) {
+		ret = serve_usage_error("%s", sg_last_error());
+		goto out;
+	}
+	port = sg_httpd_port(h);
+	snprintf(where, sizeof(where), "http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
+	         *host ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
+	if(s.remote)
+		snprintf(how, sizeof(how), "the service %s%s, key %s", sg_remote_url(s.remote),
+		         c->svc_proxy ? " through a proxy" : "", sg_remote_key(s.remote));
+	else
+		snprintf(how, sizeof(how), "the local key of %s", sg_signer_subject(s.signer));
+	sg_log(SG_LOG_INFO, "serving %s on %s with %d threads; signing with %s (%s); cache %s "
+	       "(%zu copies); on signing failure: %s; paths resolved with %s", c->srv_root, where,
+	       c->srv_threads, how, sg_md_name(c->md), c->srv_cache, serve_cache_count(s.cache),
+	       c->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
+	       s.use_openat2 ? "openat2(RESOLVE_BENEATH)" : "O_NOFOLLOW (no symbolic links)");
+	printf("listening on %s\n", where);
+	fflush(stdout);
+	sig = sg_httpd_wait_signal();
+	sg_log(SG_LOG_INFO, "stopping on signal %d", sig);
+	sg_httpd_stop(h);
+	ret = 0;
+out:
+	sg_remote_free(s.remote);
+	sg_signer_free(s.signer);
+	serve_cache_free(s.cache);
+	if(s.root_fd >= 0)
+		close(s.root_fd);
+	free(host);
+	sg_config_free(c);
+	sg_log_close();
+	return ret;
 }
