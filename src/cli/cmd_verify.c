@@ -2,6 +2,7 @@
  * cmd_verify.c - `signgate verify`: every signature of a file, checked,
  * and a verdict per signature.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +66,9 @@ int cmd_verify(int argc, char **argv)
 		switch(c) {
 		case 'c': vo.ca_file = optarg; break;
 		case 't':
+			errno = 0;
 			vo.at_time = strtoll(optarg, &end, 10);
-			if(*end || vo.at_time <= 0)
+			if(*end || errno || vo.at_time <= 0 || vo.at_time > 253402300799LL)
 				return cli_usage("verify", "--time takes Unix seconds, not '%s'", optarg);
 			break;
 		case 'q': quiet = 1; break;

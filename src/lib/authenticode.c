@@ -167,7 +167,9 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 		   ASN1_mbstring_copy(&opus->programName->value.unicode,
 		                      (const unsigned char *)opts->program_name, -1,
 		                      MBSTRING_UTF8, B_ASN1_BMPSTRING) < 0) {
-			rc = sg_fail_ossl(SG_ERR_USAGE, "program name is not valid UTF-8");
+			ERR_clear_error();
+			rc = sg_fail(SG_ERR_USAGE, "program name must be UTF-8 text in the Basic "
+			             "Multilingual Plane (Windows stores it as UCS-2; no emoji)");
 			goto out;
 		}
 		opus->programName->type = 0;
@@ -244,8 +246,8 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 	STACK_OF(X509) *certs = sg_signer_certs(s);
 	unsigned char *idc = NULL, *attrs = NULL, *sig = NULL, *out = NULL;
 	unsigned char cdigest[SG_MAX_MD], adigest[SG_MAX_MD];
-	const unsigned char *val;
-	long vallen;
+	const unsigned char *val = NULL;
+	long vallen = 0;
 	int idclen = 0, attrlen, outlen;
 	size_t siglen = 0;
 	PKCS7 *p7 = NULL, *inner = NULL;
@@ -428,6 +430,24 @@ sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out)
 		PKCS7_free(p7);
 		return sg_fail(SG_ERR_MALFORMED, "signature is not a PKCS#7 SignedData with a signer");
 	}
+	/* Windows wants exactly one SignerInfo. */
+	if(sk_PKCS7_SIGNER_INFO_num(PKCS7_get_signer_info(p7)) != 1) {
+		int n = sk_PKCS7_SIGNER_INFO_num(PKCS7_get_signer_info(p7));
+		PKCS7_free(p7);
+		return sg_fail(SG_ERR_MALFORMED,
+		               "signature has %d SignerInfos; Authenticode allows exactly one", n);
+	}
+	/* After the DER only the zero padding to 8 bytes may follow: anything
+	 * else would ride along unsigned inside a "signed" file (the pattern
+	 * of CVE-2013-3900, which Windows' EnableCertPaddingCheck refuses). */
+	for(size_t rest = len - (size_t)(p - der), i = 0; i < rest; i++) {
+		if(rest > 7 || p[i]) {
+			PKCS7_free(p7);
+			return sg_fail(SG_ERR_MALFORMED,
+			               "%zu bytes follow the signature's DER (only up to 7 zero "
+			               "bytes of padding are allowed)", rest);
+		}
+	}
 	*out = p7;
 	return SG_OK;
 }
@@ -472,6 +492,18 @@ sg_status sg_authenticode_nest(const unsigned char *outer, size_t outerlen,
 		rc = sg_ac_parse(inner, innerlen, &pi);
 	if(rc)
 		goto out;
+	{
+		/* Keep only a primary signature that is Authenticode itself. */
+		const unsigned char *c;
+		long clen;
+		unsigned char d[SG_MAX_MD];
+		sg_md omd;
+		rc = sg_ac_read_content(po, &omd, d, &c, &clen);
+		if(rc) {
+			rc = sg_fail_prefix(rc, "cannot nest into the existing signature");
+			goto out;
+		}
+	}
 	sio = ac_first_signer(po);
 	sii = ac_first_signer(pi);
 	/* Take inner's own nested signatures out, to keep them at our level. */

@@ -78,10 +78,12 @@ sg_status sg_file_open(const char *path, sg_file **out)
 	sg_status rc;
 	int fd;
 
+	struct stat st;
+
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = sg_open_regular(path, &st);
 	if(fd < 0)
-		return sg_fail(SG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+		return SG_ERR_IO;
 	rc = sg_file_open_fd(fd, path, out);
 	if(rc) {
 		close(fd);

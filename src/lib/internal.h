@@ -31,6 +31,11 @@ const EVP_MD *sg_md_evp(sg_md md);
 int sg_md_nid(sg_md md);
 sg_status sg_md_from_nid(int nid, sg_md *out);
 
+/* Opens path read-only, refusing anything but a regular file (and not
+ * blocking on a FIFO).  -1 with the error detail set on failure. */
+struct stat;
+int sg_open_regular(const char *path, struct stat *st);
+
 /* Reads a whole (small) file into memory, at most max bytes. */
 sg_status sg_read_file(const char *path, size_t max, unsigned char **buf,
                        size_t *len);

@@ -96,6 +96,24 @@ void sg_free(void *p)
 	free(p);
 }
 
+int sg_open_regular(const char *path, struct stat *st)
+{
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if(fd < 0) {
+		sg_fail(SG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if(fstat(fd, st) || !S_ISREG(st->st_mode)) {
+		close(fd);
+		sg_fail(SG_ERR_IO, "%s is not a regular file", path);
+		return -1;
+	}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 sg_status sg_read_file(const char *path, size_t max, unsigned char **buf,
                        size_t *len)
 {
@@ -107,13 +125,9 @@ sg_status sg_read_file(const char *path, size_t max, unsigned char **buf,
 
 	*buf = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = sg_open_regular(path, &st);
 	if(fd < 0)
-		return sg_fail(SG_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-	if(fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return sg_fail(SG_ERR_IO, "%s is not a regular file", path);
-	}
+		return SG_ERR_IO;
 	if((uint64_t)st.st_size > max) {
 		close(fd);
 		return sg_fail(SG_ERR_TOO_LARGE, "%s is %lld bytes, more than the %zu allowed",
@@ -236,8 +250,19 @@ sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 sg_status sg_outfile_open(sg_outfile *o, const char *path)
 {
 	size_t n = strlen(path) + 16;
+	mode_t mode;
+	struct stat st;
 
 	o->fd = -1;
+	o->path = o->tmp = NULL;
+	/* The rename would replace whatever is there: refuse anything but a
+	 * regular file (a device node, a FIFO, a symlink, a directory). */
+	if(lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return sg_fail(SG_ERR_IO, "%s exists and is not a regular file: "
+		               "not replacing it", path);
+	/* Keep the mode of a file we replace; a new one gets 0644 (umask()
+	 * cannot be read without changing it, which threads would see). */
+	mode = lstat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
 	o->path = strdup(path);
 	o->tmp = malloc(n);
 	if(!o->path || !o->tmp) {
@@ -256,7 +281,7 @@ sg_status sg_outfile_open(sg_outfile *o, const char *path)
 		o->path = o->tmp = NULL;
 		return rc;
 	}
-	(void)fchmod(o->fd, 0644);
+	(void)fchmod(o->fd, mode);
 	return SG_OK;
 }
 

@@ -242,8 +242,7 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 		free(der);
 		if(nsigs < MAX_SIGS)
 			sigs[nsigs].entry = (int)e;
-		if(rc && e == 0)
-			goto out;
+		/* A signature that cannot be read is an invalid signature. */
 		if(rc) {
 			if(nsigs >= MAX_SIGS)
 				break;

@@ -59,3 +59,28 @@ void sg_log(sg_log_level lvl, const char *fmt, ...)
 	fflush(log_fp ? log_fp : stderr);
 	pthread_mutex_unlock(&log_lock);
 }
+
+const char *sg_log_quote(const char *in, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if(len < 8) {
+		if(len)
+			buf[0] = '\0';
+		return buf;
+	}
+	buf[o++] = '"';
+	for(const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
+		if(o + 6 >= len) {
+			buf[o++] = '.'; buf[o++] = '.'; buf[o++] = '.';
+			break;
+		}
+		if(*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		else
+			buf[o++] = (char)*p;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}

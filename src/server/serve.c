@@ -803,22 +803,6 @@ static void serve_download(struct serve *s, struct serve_req *r, const char *enc
 }
 
 /* Copies s for the log: printable ASCII, others as %XX, bounded. */
-static void serve_log_text(const char *s, char *out, size_t outlen)
-{
-	size_t o = 0;
-
-	for(; s && *s && o + 4 < outlen; s++) {
-		unsigned char c = (unsigned char)*s;
-		if(c > 0x20 && c < 0x7f)
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, outlen - o, "%%%02X", c);
-	}
-	if(s && *s && outlen > 4)
-		memcpy(out + outlen - 4, "...", 4), o = outlen - 1;
-	out[o] = '\0';
-}
-
 /* What the log line needs from the request, taken before replying. */
 static void serve_req_init(struct serve_req *r, struct evhttp_request *req)
 {
@@ -832,7 +816,7 @@ static void serve_req_init(struct serve_req *r, struct evhttp_request *req)
 	if(evcon)
 		evhttp_connection_get_peer(evcon, &addr, &port);
 	snprintf(r->peer, sizeof(r->peer), "%s:%u", addr ? addr : "?", (unsigned)port);
-	serve_log_text(evhttp_request_get_uri(req), r->uri, sizeof(r->uri));
+	sg_log_quote(evhttp_request_get_uri(req), r->uri, sizeof(r->uri));
 }
 
 static void serve_log_request(const struct serve_req *r, const char *method)

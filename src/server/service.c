@@ -144,9 +144,11 @@ static const char *svc_peer(struct evhttp_request *req, char *buf, size_t len)
 static void svc_refuse(struct evhttp_request *req, const char *peer,
                        const char *client, int code, const char *msg)
 {
+	char quri[300], qmsg[600];
 	sg_log(code >= 500 ? SG_LOG_ERROR : SG_LOG_WARN, "refused %s %s from %s (client %s): %d %s",
 	       evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
-	       evhttp_request_get_uri(req), peer, client ? client : "-", code, msg);
+	       sg_log_quote(evhttp_request_get_uri(req), quri, sizeof(quri)), peer,
+	       client ? client : "-", code, sg_log_quote(msg, qmsg, sizeof(qmsg)));
 	sg_http_error(req, code, msg);
 }
 
@@ -188,8 +190,10 @@ static void svc_log_signature(svc *s, const char *rid, const char *client,
 
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	sg_log(SG_LOG_INFO, "signed request=%s client=%s key=%s file=\"%s\" %s=%s",
-	       rid, client, key, file, sg_md_name(md), hex);
+	char qfile[600], qkey[300];
+	sg_log(SG_LOG_INFO, "signed request=%s client=%s key=%s file=%s %s=%s",
+	       rid, client, sg_log_quote(key, qkey, sizeof(qkey)),
+	       sg_log_quote(file, qfile, sizeof(qfile)), sg_md_name(md), hex);
 	if(!s->sign_log)
 		return;
 	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "request_id", rid,
@@ -346,6 +350,23 @@ static void svc_keys(svc *s, struct evhttp_request *req, const svc_client *cl)
 	json_decref(ans);
 }
 
+/* RFC 9112 6.3: several differing Content-Length values are an error
+ * (libevent takes the first; a proxy in front might take another). */
+static int svc_conflicting_length(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *first = NULL;
+
+	for(struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if(strcasecmp(kv->key, "Content-Length"))
+			continue;
+		if(first && strcmp(first, kv->value))
+			return 1;
+		first = kv->value;
+	}
+	return 0;
+}
+
 static void svc_handle(struct evhttp_request *req, void *arg)
 {
 	svc *s = arg;
@@ -356,6 +377,10 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 	char peer[80];
 
 	svc_peer(req, peer, sizeof(peer));
+	if(svc_conflicting_length(req)) {
+		svc_refuse(req, peer, NULL, 400, "conflicting Content-Length headers");
+		return;
+	}
 	if(!path) {
 		svc_refuse(req, peer, NULL, 400, "bad request URI");
 		return;

@@ -79,7 +79,19 @@ case("cert-entry-longer-than-dir", bytes(long_entry), 2, r"past the table's end 
 case("data-after-cert-table", signed + b"trailing", 2, r"8 bytes follow the certificate table")
 garbage_sig = bytearray(signed)
 garbage_sig[cert_off + 8:cert_off + 40] = b"\x30\x82\xff\xff" + b"\x00" * 28
-case("garbage-signature", bytes(garbage_sig), 2, r"not a DER PKCS#7")
+case("garbage-signature", bytes(garbage_sig), 1, r"not a DER PKCS#7")
+# Unsigned data hidden after the DER inside the certificate entry
+# (CVE-2013-3900 pattern): invalid.
+payload = b"EVIL-PAYLOAD" * 8
+sig_len = struct.unpack_from("<I", signed, cert_off)[0]
+der_end = cert_off + sig_len
+# The table is padded to 8; rebuild it with the payload inside the entry.
+hidden = bytearray(signed[:der_end]) + payload
+pad = (8 - len(hidden) % 8) % 8
+hidden += b"\0" * pad
+struct.pack_into("<I", hidden, cert_off, sig_len + len(payload))
+struct.pack_into("<II", hidden, scertdir, cert_off, len(hidden) - cert_off)
+case("payload-after-signature", bytes(hidden), 1, r"bytes follow the signature's DER")
 
 with open(os.path.join(out, "EXPECT"), "w") as f:
     for name, code, regex in cases:

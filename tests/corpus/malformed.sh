@@ -15,7 +15,7 @@ python3 "$(dirname "$0")/make_malformed.py" "$CORPUS/hello64.exe" "$W/signed.exe
 while IFS=$'\t' read -r name code regex; do
 	f=$W/cases/$name.bin
 	cmd=hash
-	[[ $name == garbage-signature ]] && cmd=verify
+	[[ $name == garbage-signature || $name == payload-after-signature ]] && cmd=verify
 	rc=0
 	out=$(timeout 10 "$SIGNGATE" $cmd "$f" 2>&1) || rc=$?
 	if [[ $rc -ne $code ]]; then
@@ -25,10 +25,10 @@ while IFS=$'\t' read -r name code regex; do
 	else
 		ok "$name"
 	fi
-	if [[ $name == garbage-signature ]]; then
+	if [[ $name == garbage-signature || $name == payload-after-signature ]]; then
 		# Replacing a broken signature is fine; nesting into it is not.
 		expect "$name: sign replaces it" "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/out-$name"
-		expect_msg "$name: sign --nest refuses" 2 'not a DER PKCS#7' "$SIGNGATE" sign --nest --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/nest-$name"
+		expect_msg "$name: sign --nest refuses" 2 'not a DER PKCS#7|follow the signature' "$SIGNGATE" sign --nest --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/nest-$name"
 	elif [[ $code -ne 0 ]]; then
 		rc=0
 		timeout 10 "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/out-$name" >/dev/null 2>&1 || rc=$?

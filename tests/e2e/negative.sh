@@ -94,6 +94,23 @@ if [[ -w /dev/full ]]; then
 	: # a full disk is exercised by the fault tests
 fi
 
+# Hostile paths: a FIFO as input must not hang; a device node or a symlink
+# as output is not replaced; the mode of a replaced file is kept.
+mkfifo "$W/fifo"
+expect_msg "FIFO input refused, no hang" 2 'not a regular file' timeout 10 "$SIGNGATE" hash "$W/fifo"
+expect_msg "FIFO as --cert refused" 2 'not a regular file' timeout 10 "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$W/fifo" "$f" -o "$W/o11.exe"
+if mknod "$W/dev" c 1 3 2>/dev/null; then
+	expect_msg "device node output refused" 2 'not a regular file: not replacing it' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/dev"
+	[[ -c $W/dev ]] && ok "device node still there" || bad "device node replaced"
+fi
+ln -s "$W/good.exe" "$W/link.exe"
+expect_msg "symlink output refused" 2 'not a regular file' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/link.exe"
+cp "$f" "$W/mode.exe"; chmod 600 "$W/mode.exe"
+"$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/mode.exe"
+[[ $(stat -c %a "$W/mode.exe") == 600 ]] && ok "mode of replaced file kept" || bad "mode became $(stat -c %a "$W/mode.exe")"
+expect_msg "--time out of range" 2 'Unix seconds' "$SIGNGATE" verify --time 99999999999999999999 "$W/good.exe"
+expect_msg "program name outside the BMP" 2 'Basic Multilingual Plane' "$SIGNGATE" sign --name $'\xf0\x9f\x98\x80' --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/o12.exe"
+
 # Usage errors and --help.
 for c in sign verify hash extract-signature attach-signature remove-signature service serve; do
 	expect_msg "$c --help" 0 'Usage: signgate' "$SIGNGATE" $c --help

@@ -179,7 +179,7 @@ n=$(grep -cE '"file_name": *"corpus/' "$W/sign.jsonl" || true)
 code=$(get "$A/download/corpus/hello64.exe" "$W/dl/again.exe")
 [[ $code == 200 ]] && cmp -s "$W/dl/again.exe" "$W/dl/hello64.exe" && [[ $(sign_count corpus/hello64.exe) -eq 1 ]] \
 	&& ok "second download: same bytes, no new signature" || bad "second download: HTTP $code or not the cached copy"
-grep -q 'GET /download/corpus/hello64.exe .*signed: cached' "$W/a.log" \
+grep -q 'GET "/download/corpus/hello64.exe" .*signed: cached' "$W/a.log" \
 	&& ok "log: cached delivery" || bad "log: no 'signed: cached' line"
 
 # ------------------------------------------------------------------ single flight

@@ -98,6 +98,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health" ||
 [[ $code != 200 ]] && ok "plain HTTP refused" || bad "plain HTTP answered"
 code=$(curl -s -o /dev/null -w '%{http_code}' --tls-max 1.1 --cacert "$PKI/root-ca.pem" "$URL/health" || true)
 [[ $code != 200 ]] && ok "TLS 1.1 refused" || bad "TLS 1.1 accepted"
+# Two different Content-Length headers (request smuggling): refused.
+printf '{"key":"rsa"}' > "$W/cl.json"
+code=$(curl -s -o "$W/body" -w '%{http_code}' --cacert "$PKI/root-ca.pem" -H "Authorization: Bearer $TOKEN" \
+	-H 'Content-Length: 13' -H 'Content-Length: 5' --data-binary "@$W/cl.json" "$URL/v1/sign")
+check "conflicting Content-Length" 400 "conflicting Content-Length" "$code"
+# Fields from outside cannot forge log lines.
+code=$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"x.exe\\\" client=admin key=evil\",\"format\":\"pe\"}")")
+grep -q 'file="x.exe\\x22 client=admin key=evil"' "$W/service.log" && ok "quotes in file_name escaped in the log" || bad "file_name not escaped: $(grep evil "$W/service.log")"
 check "still serving after bad requests" 200 '"ok"' "$(req "" GET /health)"
 
 # Concurrency: 40 requests at once, alternating keys; every signature valid.
@@ -117,7 +125,7 @@ done
 
 # The signature log: one JSON line per signature, with digest and client.
 n=$(wc -l < "$W/signatures.jsonl")
-[[ $n == 43 ]] && ok "signature log has 43 lines" || bad "signature log has $n lines, wanted 43"
+[[ $n == 44 ]] && ok "signature log has 44 lines" || bad "signature log has $n lines, wanted 44"
 grep -q "\"digest\":\"$D\"" "$W/signatures.jsonl" && grep -q '"client":"builder"' "$W/signatures.jsonl" && ok "log names client and digest" || bad "log content"
 # Secrets never logged.
 for secret in "$TOKEN" "$TOKEN2" "$(cat "$PKI/pin.txt")"; do
