@@ -237,6 +237,25 @@ static int ac_sig_alg(X509_ALGOR *alg, sg_key_type type, sg_md md)
 	return X509_ALGOR_set0(alg, OBJ_nid2obj(signid), V_ASN1_UNDEF, NULL);
 }
 
+/* DER of p7 in malloc'd memory (callers free it with sg_free()). */
+static sg_status ac_encode(PKCS7 *p7, unsigned char **der, size_t *derlen)
+{
+	unsigned char *out = NULL;
+	int len = i2d_PKCS7(p7, &out);
+
+	if(len <= 0)
+		return sg_fail_ossl(SG_ERR_CRYPTO, "cannot encode SignedData");
+	*der = malloc((size_t)len);
+	if(!*der) {
+		OPENSSL_free(out);
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	}
+	memcpy(*der, out, (size_t)len);
+	*derlen = (size_t)len;
+	OPENSSL_free(out);
+	return SG_OK;
+}
+
 sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
                                const unsigned char *digest, size_t dlen,
                                const sg_sign_opts *opts,
@@ -244,11 +263,11 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 {
 	X509 *leaf = sg_signer_leaf(s);
 	STACK_OF(X509) *certs = sg_signer_certs(s);
-	unsigned char *idc = NULL, *attrs = NULL, *sig = NULL, *out = NULL;
+	unsigned char *idc = NULL, *attrs = NULL, *sig = NULL;
 	unsigned char cdigest[SG_MAX_MD], adigest[SG_MAX_MD];
 	const unsigned char *val = NULL;
 	long vallen = 0;
-	int idclen = 0, attrlen, outlen;
+	int idclen = 0, attrlen;
 	size_t siglen = 0;
 	PKCS7 *p7 = NULL, *inner = NULL;
 	PKCS7_SIGNER_INFO *si = NULL;
@@ -345,21 +364,8 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 			rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot add certificate");
 			goto out;
 		}
-	outlen = i2d_PKCS7(p7, &out);
-	if(outlen <= 0) {
-		rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot encode SignedData");
-		goto out;
-	}
-	/* Hand back malloc'd memory, freed with sg_free(). */
-	*der = malloc((size_t)outlen);
-	if(!*der) {
-		rc = sg_fail(SG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	memcpy(*der, out, (size_t)outlen);
-	*derlen = (size_t)outlen;
+	rc = ac_encode(p7, der, derlen);
 out:
-	OPENSSL_free(out);
 	OPENSSL_free(attrs);
 	OPENSSL_free(idc);
 	free(sig);
@@ -480,7 +486,7 @@ sg_status sg_authenticode_nest(const unsigned char *outer, size_t outerlen,
 	PKCS7 *po = NULL, *pi = NULL;
 	PKCS7_SIGNER_INFO *sio, *sii;
 	X509_ATTRIBUTE *moved = NULL;
-	unsigned char *buf = NULL, *out = NULL;
+	unsigned char *buf = NULL;
 	int len, idx;
 	sg_status rc;
 
@@ -525,17 +531,10 @@ sg_status sg_authenticode_nest(const unsigned char *outer, size_t outerlen,
 	}
 	if(rc)
 		goto out;
-	len = i2d_PKCS7(po, &out);
-	if(len <= 0 || !(*der = malloc((size_t)len))) {
-		rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot encode signature");
-		goto out;
-	}
-	memcpy(*der, out, (size_t)len);
-	*derlen = (size_t)len;
+	rc = ac_encode(po, der, derlen);
 out:
 	X509_ATTRIBUTE_free(moved);
 	OPENSSL_free(buf);
-	OPENSSL_free(out);
 	PKCS7_free(po);
 	PKCS7_free(pi);
 	return rc;

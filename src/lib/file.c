@@ -174,10 +174,5 @@ sg_status sg_file_write(sg_file *f, const unsigned char *sig, size_t siglen,
 	rc = sg_outfile_open(&o, outpath);
 	if(rc)
 		return rc;
-	rc = sg_file_write_fd(f, sig, siglen, o.fd, 0);
-	if(rc) {
-		sg_outfile_abort(&o);
-		return sg_fail_prefix(rc, "nothing written to %s", outpath);
-	}
-	return sg_outfile_commit(&o);
+	return sg_outfile_end(&o, sg_file_write_fd(f, sig, siglen, o.fd, 0));
 }

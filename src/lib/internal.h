@@ -53,6 +53,9 @@ typedef struct sg_outfile {
 sg_status sg_outfile_open(sg_outfile *o, const char *path);
 sg_status sg_outfile_commit(sg_outfile *o);
 void sg_outfile_abort(sg_outfile *o);
+/* Ends the output as rc says: commit if SG_OK, else abort, the detail
+ * prefixed with "nothing written to PATH".  Returns the final status. */
+sg_status sg_outfile_end(sg_outfile *o, sg_status rc);
 
 /* Writes all of buf at offset off; 0 or an errno-style failure status. */
 sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);

@@ -48,12 +48,7 @@ sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
 	}
 	if(!rc)
 		rc = sg_file_write_fd(f, sig, siglen, o.fd, 1);
-	if(rc) {
-		sg_outfile_abort(&o);
-		rc = sg_fail_prefix(rc, "nothing written to %s", out);
-		goto out;
-	}
-	rc = sg_outfile_commit(&o);
+	rc = sg_outfile_end(&o, rc);
 out:
 	free(sig);
 	free(old);
@@ -96,12 +91,7 @@ sg_status sg_attach_signature_file(const char *in, const char *sigpath,
 		             "does not match %s", sigpath, sg_md_name(md), in);
 	if(!rc)
 		rc = sg_file_write_fd(f, sig, siglen, o.fd, 1);
-	if(rc) {
-		sg_outfile_abort(&o);
-		rc = sg_fail_prefix(rc, "nothing written to %s", out);
-		goto out;
-	}
-	rc = sg_outfile_commit(&o);
+	rc = sg_outfile_end(&o, rc);
 out:
 	PKCS7_free(p7);
 	sg_file_close(f);
@@ -117,10 +107,5 @@ sg_status sg_write_file_atomic(const char *path, const void *buf, size_t len)
 	rc = sg_outfile_open(&o, path);
 	if(rc)
 		return rc;
-	rc = sg_write_all(o.fd, buf, len);
-	if(rc) {
-		sg_outfile_abort(&o);
-		return sg_fail_prefix(rc, "nothing written to %s", path);
-	}
-	return sg_outfile_commit(&o);
+	return sg_outfile_end(&o, sg_write_all(o.fd, buf, len));
 }

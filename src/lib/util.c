@@ -332,3 +332,12 @@ sg_status sg_outfile_commit(sg_outfile *o)
 	o->tmp = o->path = NULL;
 	return SG_OK;
 }
+
+sg_status sg_outfile_end(sg_outfile *o, sg_status rc)
+{
+	if(!rc)
+		return sg_outfile_commit(o);
+	rc = sg_fail_prefix(rc, "nothing written to %s", o->path);
+	sg_outfile_abort(o);
+	return rc;
+}
