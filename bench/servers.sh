@@ -68,7 +68,9 @@ first_ms=$(ms "$t0" "$t1")
 t0=$EPOCHREALTIME; curl -fsS -o "$B/dl2.exe" "$U/app100.exe"; t1=$EPOCHREALTIME
 cached_ms=$(ms "$t0" "$t1")
 osslsigncode verify -CAfile "$P/root-ca.pem" -in "$B/dl.exe" >/dev/null || { echo "download does not verify" >&2; exit 1; }
-echo "first signed download of 100 MB: ${first_ms} ms; signgate hash: ${hash_ms} ms; added: $((first_ms - hash_ms)) ms (target <= 50); cached download: ${cached_ms} ms"
+# The target: a first download costs no more than hashing plus 50 ms on top
+# of delivering the file (measured by the cached download).
+echo "first signed download of 100 MB: ${first_ms} ms = cached download ${cached_ms} ms + hash ${hash_ms} ms + $((first_ms - cached_ms - hash_ms)) ms (target: <= 50)"
 
 # 2. Cached signed vs unsigned throughput (1 MB file).
 cp "$B/apps/app1m.exe" "$B/apps/app1m.bin"; printf 'XX' | dd of="$B/apps/app1m.bin" bs=1 conv=notrunc status=none
