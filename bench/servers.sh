@@ -21,6 +21,8 @@ printf '#include <stdio.h>\nint main(void){puts("bench");return 0;}\n' > "$B/stu
 x86_64-w64-mingw32-gcc -O2 -s -o "$B/apps/small.exe" "$B/stub.c"
 cp "$B/apps/small.exe" "$B/apps/app100.exe"; head -c $((100 << 20)) /dev/urandom >> "$B/apps/app100.exe"
 cp "$B/apps/small.exe" "$B/apps/app1m.exe"; head -c $((1 << 20)) /dev/urandom >> "$B/apps/app1m.exe"
+# Files in use are not fresh: the server waits out a file changed within the last second.
+touch -d "-1 minute" "$B"/apps/*; sleep 1.1
 openssl rand -hex 32 | tr -d '\n' > "$B/token"
 SVC_PORT=$(free_port); DL_PORT=$(free_port)
 URI="pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$P/pin.txt"
@@ -50,10 +52,10 @@ INI
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 start() {
-	"$@" > "$B/logs/$1-$2.out" 2>&1 &
+	"$@" > "$B/logs/$2.out" 2>&1 &
 	pids+=($!)
-	for _ in $(seq 100); do grep -q '^listening' "$B/logs/$1-$2.out" 2>/dev/null && return; sleep 0.1; done
-	echo "did not start: $*" >&2; cat "$B/logs/$1-$2.out" >&2; exit 1
+	for _ in $(seq 100); do grep -q "^listening" "$B/logs/$2.out" 2>/dev/null && return; sleep 0.1; done
+	echo "did not start: $*" >&2; cat "$B/logs/$2.out" >&2; exit 1
 }
 start "$SG" service --config "$B/bench.ini"
 start "$SG" serve --config "$B/bench.ini"

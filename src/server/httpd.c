@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -81,7 +83,11 @@ static sg_status httpd_listen(const char *spec, int *fd_out, int *port_out)
 		goto out;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	/* TCP_NODELAY (inherited by accepted sockets on Linux): a reply goes
+	 * out as several TLS records; Nagle plus the peer's delayed ACK would
+	 * hold each request up 40 ms. */
 	if(fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
 	   bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
 	   evutil_make_socket_nonblocking(fd)) {
 		rc = sg_fail(SG_ERR_IO, "cannot listen on %s: %s", spec, strerror(errno));
