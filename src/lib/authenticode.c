@@ -256,34 +256,23 @@ static sg_status ac_encode(PKCS7 *p7, unsigned char **der, size_t *derlen)
 	return SG_OK;
 }
 
-sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
-                               const unsigned char *digest, size_t dlen,
-                               const sg_sign_opts *opts,
-                               unsigned char **der, size_t *derlen)
+sg_status sg_p7_sign(sg_signer *s, sg_md md, int ctype_nid, ASN1_TYPE *content,
+                     const unsigned char *covered, size_t covlen,
+                     sg_attr_fn add_attrs, void *arg, PKCS7 **out)
 {
 	X509 *leaf = sg_signer_leaf(s);
 	STACK_OF(X509) *certs = sg_signer_certs(s);
-	unsigned char *idc = NULL, *attrs = NULL, *sig = NULL;
+	unsigned char *attrs = NULL, *sig = NULL;
 	unsigned char cdigest[SG_MAX_MD], adigest[SG_MAX_MD];
-	const unsigned char *val = NULL;
-	long vallen = 0;
-	int idclen = 0, attrlen;
+	int attrlen;
 	size_t siglen = 0;
 	PKCS7 *p7 = NULL, *inner = NULL;
 	PKCS7_SIGNER_INFO *si = NULL;
-	ASN1_STRING *seq = NULL;
-	sg_status rc;
+	sg_status rc = SG_OK;
 
-	*der = NULL;
-	*derlen = 0;
+	*out = NULL;
 	sg_spc_init();
-	rc = sg_ac_build_idc(fmt, md, digest, dlen, &idc, &idclen);
-	if(rc)
-		return rc;
-	rc = sg_ac_content_octets(idc, idclen, &val, &vallen);
-	if(rc)
-		goto out;
-	if(!EVP_Digest(val, (size_t)vallen, cdigest, NULL, sg_md_evp(md), NULL)) {
+	if(!EVP_Digest(covered, covlen, cdigest, NULL, sg_md_evp(md), NULL)) {
 		rc = sg_fail_ossl(SG_ERR_CRYPTO, "digest failed");
 		goto out;
 	}
@@ -304,14 +293,11 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 		goto out;
 	}
 	if(!PKCS7_add_signed_attribute(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
-	                               OBJ_nid2obj(sg_nid_spc_indirect_data))) {
+	                               OBJ_nid2obj(ctype_nid))) {
 		rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot add contentType");
 		goto out;
 	}
-	rc = ac_opus_info(si, opts);
-	if(!rc)
-		rc = ac_statement_type(si);
-	if(rc)
+	if(add_attrs && (rc = add_attrs(si, arg)) != SG_OK)
 		goto out;
 	if(!PKCS7_add1_attrib_digest(si, cdigest, (int)sg_md_size(md))) {
 		rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot add messageDigest");
@@ -332,23 +318,16 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 	ASN1_STRING_set0(si->enc_digest, sig, (int)siglen);
 	sig = NULL;
 
-	/* SignedData with SpcIndirectDataContent as its content. */
+	/* SignedData around the content. */
 	p7 = PKCS7_new();
 	inner = PKCS7_new();
-	seq = ASN1_STRING_new();
-	if(!p7 || !inner || !seq || !PKCS7_set_type(p7, NID_pkcs7_signed)) {
+	if(!p7 || !inner || !PKCS7_set_type(p7, NID_pkcs7_signed)) {
 		rc = sg_fail_ossl(SG_ERR_NOMEM, "cannot build SignedData");
 		goto out;
 	}
-	inner->type = OBJ_nid2obj(sg_nid_spc_indirect_data);
-	if(!(inner->d.other = ASN1_TYPE_new())) {
-		rc = sg_fail(SG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	ASN1_STRING_set0(seq, idc, idclen);
-	idc = NULL;
-	ASN1_TYPE_set(inner->d.other, V_ASN1_SEQUENCE, seq);
-	seq = NULL;
+	inner->type = OBJ_nid2obj(ctype_nid);
+	inner->d.other = content;
+	content = NULL;
 	if(!PKCS7_set_content(p7, inner)) {
 		rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot set content");
 		goto out;
@@ -364,15 +343,71 @@ sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
 			rc = sg_fail_ossl(SG_ERR_CRYPTO, "cannot add certificate");
 			goto out;
 		}
-	rc = ac_encode(p7, der, derlen);
+	*out = p7;
+	p7 = NULL;
 out:
 	OPENSSL_free(attrs);
-	OPENSSL_free(idc);
 	free(sig);
-	ASN1_STRING_free(seq);
+	ASN1_TYPE_free(content);
 	PKCS7_free(inner);
 	PKCS7_SIGNER_INFO_free(si);
 	PKCS7_free(p7);
+	return rc;
+}
+
+/* Authenticode's own signed attributes: SpcSpOpusInfo, SpcStatementType. */
+static sg_status ac_attrs(PKCS7_SIGNER_INFO *si, void *arg)
+{
+	sg_status rc = ac_opus_info(si, arg);
+
+	return rc ? rc : ac_statement_type(si);
+}
+
+sg_status sg_authenticode_sign(sg_signer *s, const char *fmt, sg_md md,
+                               const unsigned char *digest, size_t dlen,
+                               const sg_sign_opts *opts,
+                               unsigned char **der, size_t *derlen)
+{
+	unsigned char *idc = NULL;
+	const unsigned char *val = NULL;
+	long vallen = 0;
+	int idclen = 0;
+	ASN1_STRING *seq = NULL;
+	ASN1_TYPE *content = NULL;
+	PKCS7 *p7 = NULL;
+	sg_status rc;
+
+	*der = NULL;
+	*derlen = 0;
+	sg_spc_init();
+	rc = sg_ac_build_idc(fmt, md, digest, dlen, &idc, &idclen);
+	if(rc)
+		return rc;
+	/* messageDigest covers SpcIndirectDataContent without its tag and
+	 * length; the content carries the whole SEQUENCE. */
+	rc = sg_ac_content_octets(idc, idclen, &val, &vallen);
+	if(rc)
+		goto out;
+	seq = ASN1_STRING_new();
+	content = ASN1_TYPE_new();
+	if(!seq || !content) {
+		rc = sg_fail(SG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	ASN1_STRING_set0(seq, idc, idclen);
+	ASN1_TYPE_set(content, V_ASN1_SEQUENCE, seq);
+	idc = NULL;
+	seq = NULL;
+	rc = sg_p7_sign(s, md, sg_nid_spc_indirect_data, content, val, (size_t)vallen,
+	                ac_attrs, (void *)opts, &p7);
+	content = NULL;
+	if(!rc)
+		rc = ac_encode(p7, der, derlen);
+out:
+	PKCS7_free(p7);
+	ASN1_TYPE_free(content);
+	ASN1_STRING_free(seq);
+	OPENSSL_free(idc);
 	return rc;
 }
 

@@ -18,6 +18,19 @@ sg_status sg_ac_build_idc(const char *fmt, sg_md md, const unsigned char *digest
  * messageDigest attribute of an Authenticode signature covers. */
 sg_status sg_ac_content_octets(const unsigned char *der, long len,
                                const unsigned char **val, long *vallen);
+/*
+ * A PKCS#7 SignedData signed by s: content (taken, even on failure) is the
+ * encapsulated content of type ctype_nid; the messageDigest attribute is
+ * md over covered; add_attrs (may be NULL) adds more signed attributes
+ * between contentType and messageDigest; every certificate of s is
+ * embedded.  Authenticode signatures and timestamp tokens are built so.
+ */
+struct sg_signer;
+typedef sg_status (*sg_attr_fn)(PKCS7_SIGNER_INFO *si, void *arg);
+sg_status sg_p7_sign(struct sg_signer *s, sg_md md, int ctype_nid, ASN1_TYPE *content,
+                     const unsigned char *covered, size_t covlen,
+                     sg_attr_fn add_attrs, void *arg, PKCS7 **out);
+
 /* Parses DER into a SignedData with at least one signer. */
 sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out);
 
