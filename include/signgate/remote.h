@@ -43,6 +43,11 @@ typedef struct sg_remote_opts {
 sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out);
 void sg_remote_free(sg_remote *r);
 
+/* Checks the connection once (GET /v1/keys): reachable, TLS trusted, the
+ * token accepted, the key offered to this client.  For a start-up check:
+ * a failure here may be passing (the service restarting). */
+sg_status sg_remote_probe(sg_remote *r);
+
 /* The base URL without any user:password part, for messages and logs. */
 const char *sg_remote_url(const sg_remote *r);
 /* The key name at the service. */

@@ -158,6 +158,9 @@ sg_key_type sg_signer_key_type(const sg_signer *s);
 const char *sg_signer_subject(const sg_signer *s);
 /* The chain as PEM text, leaf first.  Freed with sg_free(). */
 sg_status sg_signer_chain_pem(const sg_signer *s, char **pem);
+/* 1 if the certificate that issued the leaf is not in the chain (and the
+ * leaf is not self-issued): verifiers that only know the root will fail. */
+int sg_signer_chain_incomplete(const sg_signer *s);
 /* notAfter of the leaf, Unix seconds. */
 int64_t sg_signer_not_after(const sg_signer *s);
 

@@ -89,6 +89,10 @@ int cmd_sign(int argc, char **argv)
 	         : sg_signer_open(key, cert, pass, &signer);
 	if(rc)
 		return cli_error("sign", rc);
+	if(sg_signer_chain_incomplete(signer))
+		fprintf(stderr, "signgate sign: warning: the chain has only the leaf "
+		        "certificate (%s); verifiers that trust only the root will "
+		        "fail: give the intermediates with --cert\n", sg_signer_subject(signer));
 	rc = sg_sign_file(argv[optind], out, md, nest, signer, &so);
 	sg_signer_free(signer);
 	if(rc)

@@ -183,7 +183,7 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 		}
 		for(const char *c = opts->url; *c; c++)
 			if((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-				rc = sg_fail(SG_ERR_USAGE, "URL must be printable ASCII");
+				rc = sg_fail(SG_ERR_USAGE, "program URL must be printable ASCII");
 				goto out;
 			}
 		opus->moreInfo->type = 0;

@@ -665,8 +665,12 @@ static sg_status p11_find_slot(struct p11_signer *ps)
 	p11_describe_token(ps->uri, desc, sizeof desc);
 	if(nmatch == 0)
 		return sg_fail(SG_ERR_NOT_FOUND, "no PKCS#11 %s in module "
-		               "'%s'; tokens present: %s", desc, ps->mod->path,
-		               len ? seen : "none");
+		               "'%s'; tokens present: %s%s", desc, ps->mod->path,
+		               len ? seen : "none",
+		               strstr(ps->mod->path, "softhsm") && !len
+		                   ? " (SoftHSM2 reads its tokens from the directory in "
+		                     "$SOFTHSM2_CONF, default /etc/softhsm/softhsm2.conf: is it set?)"
+		                   : "");
 	if(nmatch > 1)
 		return sg_fail(SG_ERR_USAGE, "%lu tokens match %s in module "
 		               "'%s' (%s): add token= or serial= to the URI",

@@ -343,9 +343,10 @@ static size_t remote_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* One POST.  Fills rep; the caller frees rep->body.p.  Returns non-zero
- * only when the request could not even be set up. */
-static sg_status remote_post(const sg_remote *r, const char *body,
+/* One POST of body to url (a GET when body is NULL).  Fills rep; the
+ * caller frees rep->body.p.  Returns non-zero only when the request could
+ * not even be set up. */
+static sg_status remote_post(const sg_remote *r, const char *url, const char *body,
                              struct remote_reply *rep)
 {
 	struct curl_slist *hdrs = NULL, *h;
@@ -367,7 +368,7 @@ static sg_status remote_post(const sg_remote *r, const char *body,
 		}
 		hdrs = h;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, r->sign_url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 #else
@@ -376,8 +377,10 @@ static sg_status remote_post(const sg_remote *r, const char *body,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rep->errbuf);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	if(body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	}
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "signgate/" SG_VERSION);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, r->connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, r->timeout);
@@ -599,7 +602,7 @@ sg_status sg_remote_sign(sg_remote *r, const char *fmt, sg_md md,
 		return rc;
 	for(;;) {
 		free(rep.body.p);
-		rc = remote_post(r, body, &rep);
+		rc = remote_post(r, r->sign_url, body, &rep);
 		if(rc)
 			goto out;
 		attempts++;
@@ -636,5 +639,49 @@ sg_status sg_remote_sign(sg_remote *r, const char *fmt, sg_md md,
 out:
 	free(rep.body.p);
 	free(body);
+	return rc;
+}
+
+sg_status sg_remote_probe(sg_remote *r)
+{
+	struct remote_reply rep = { 0 };
+	char *url, msg[320];
+	json_t *j = NULL, *keys;
+	size_t i, n = strlen(r->base) + sizeof("/v1/keys");
+	sg_status rc;
+
+	url = malloc(n);
+	if(!url)
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	snprintf(url, n, "%s/v1/keys", r->base);
+	rc = remote_post(r, url, NULL, &rep);
+	free(url);
+	if(rc)
+		return rc;
+	if(rep.cc != CURLE_OK) {
+		rc = sg_fail(SG_ERR_NETWORK, "signing service %s%s: %s%s%s", r->base,
+		             r->proxy ? " (through the proxy)" : "", curl_easy_strerror(rep.cc),
+		             rep.errbuf[0] ? ": " : "", rep.errbuf);
+	} else if(rep.http != 200) {
+		remote_error_text(&rep, msg, sizeof(msg));
+		rc = sg_fail(SG_ERR_REMOTE, "signing service %s answered HTTP %ld to GET /v1/keys: %s%s",
+		             r->base, rep.http, msg, rep.http == 401 ? " (check the token)" : "");
+	} else if(!remote_is_json(rep.ctype) ||
+	          !(j = json_loadb(rep.body.p ? (const char *)rep.body.p : "", rep.body.len, 0, NULL)) ||
+	          !json_is_array(keys = json_object_get(j, "keys"))) {
+		rc = sg_fail(SG_ERR_REMOTE, "signing service %s: GET /v1/keys did not answer "
+		             "the expected JSON", r->base);
+	} else {
+		for(i = 0; i < json_array_size(keys); i++) {
+			const char *name = json_string_value(json_object_get(json_array_get(keys, i), "name"));
+			if(name && !strcmp(name, r->key))
+				break;
+		}
+		if(i == json_array_size(keys))
+			rc = sg_fail(SG_ERR_REMOTE, "signing service %s: key '%s' is not among the "
+			             "keys this client may use", r->base, r->key);
+	}
+	json_decref(j);
+	free(rep.body.p);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "internal.h"
 #include "signer_int.h"
@@ -29,7 +30,13 @@ struct sg_signer {
 	X509 *leaf;             /* also in certs */
 	STACK_OF(X509) *certs;  /* leaf first */
 	char subject[256];
+	int chain_incomplete;   /* the leaf's issuer is not among certs */
 };
+
+int sg_signer_chain_incomplete(const sg_signer *s)
+{
+	return s->chain_incomplete;
+}
 
 X509 *sg_signer_leaf(const sg_signer *s)
 {
@@ -210,6 +217,11 @@ static sg_status signer_pick_leaf(sg_signer *s, STACK_OF(X509) *certs,
 	}
 	s->certs = certs;
 	s->type = EVP_PKEY_is_a(X509_get0_pubkey(s->leaf), "RSA") ? SG_KEY_RSA : SG_KEY_EC;
+	/* Verifiers need the intermediates from the signature itself. */
+	s->chain_incomplete = X509_check_issued(s->leaf, s->leaf) != X509_V_OK;
+	for(int i = 1; i < sk_X509_num(certs) && s->chain_incomplete; i++)
+		if(X509_check_issued(sk_X509_value(certs, i), s->leaf) == X509_V_OK)
+			s->chain_incomplete = 0;
 	X509_NAME_oneline(X509_get_subject_name(s->leaf), s->subject, sizeof(s->subject));
 	return SG_OK;
 }

@@ -1011,13 +1011,22 @@ static int serve_setup(struct serve *s, sg_config *c)
 	}
 	if(rc) {
 		serve_usage_error("%s", sg_last_error());
-		switch(rc) {
-		case SG_ERR_HSM: case SG_ERR_PIN: case SG_ERR_KEY: case SG_ERR_CRYPTO:
-			return 1; /* the key itself failed */
-		default:
-			return 2; /* a setting or a file named by one */
-		}
+		return 2;
 	}
+	/* Find a wrong token, CA or key name now, not at the first download;
+	 * the service may just be restarting, so this only warns. */
+	if(s->remote) {
+		if(sg_remote_probe(s->remote))
+			sg_log(SG_LOG_ERROR, "signing service check failed (downloads of PE "
+			       "files will fail until this is fixed): %s", sg_last_error());
+		else
+			sg_log(SG_LOG_INFO, "signing service %s reachable, key %s offered",
+			       sg_remote_url(s->remote), sg_remote_key(s->remote));
+	}
+	if(s->signer && sg_signer_chain_incomplete(s->signer))
+		sg_log(SG_LOG_WARN, "custom key: the chain has only the leaf certificate; "
+		       "signatures will not verify against the root alone: give the "
+		       "intermediates in custom_cert");
 	s->so.program_name = c->prog_name;
 	s->so.url = c->prog_url;
 	serve_signer_id(s);

@@ -438,6 +438,10 @@ static sg_status svc_open_keys(svc *s)
 		sg_log(SG_LOG_INFO, "key %s ready: %s key, certificate %s, expires in %lld days",
 		       ck->name, sg_signer_key_type(k->signer) == SG_KEY_RSA ? "RSA" : "EC",
 		       sg_signer_subject(k->signer), (long long)days);
+		if(sg_signer_chain_incomplete(k->signer))
+			sg_log(SG_LOG_WARN, "key %s: the chain has only the leaf certificate; "
+			       "signatures will not verify against the root alone: give the "
+			       "intermediates in 'cert'", ck->name);
 		if(days < EXPIRY_WARN_DAYS)
 			sg_log(SG_LOG_WARN, "key %s: certificate expires in %lld days", ck->name,
 			       (long long)days);

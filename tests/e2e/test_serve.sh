@@ -303,6 +303,8 @@ start badtoken "$SIGNGATE" serve --config "$W/badtoken.ini" --listen 127.0.0.1:0
 code=$(get "$URL/download/fresh2.exe" "$W/dl/bt")
 [[ $code == 503 ]] && grep -q 'refused fresh2.exe: signing failed: .*HTTP 401' "$W/badtoken.log" \
 	&& ok "wrong token: 503, log names HTTP 401" || bad "wrong token: HTTP $code; log: $(grep fresh2 "$W/badtoken.log" | head -n 2)"
+grep -q 'signing service check failed .*HTTP 401.*check the token' "$W/badtoken.log" \
+	&& ok "wrong token: found at start" || bad "wrong token: no start-up check in the log"
 stop "$PID"
 serve_ini badca "service_ca=$PKI/other-root.pem"
 start badca "$SIGNGATE" serve --config "$W/badca.ini" --listen 127.0.0.1:0
