@@ -168,8 +168,9 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 		                      (const unsigned char *)opts->program_name, -1,
 		                      MBSTRING_UTF8, B_ASN1_BMPSTRING) < 0) {
 			ERR_clear_error();
-			rc = sg_fail(SG_ERR_USAGE, "program name must be UTF-8 text in the Basic "
-			             "Multilingual Plane (Windows stores it as UCS-2; no emoji)");
+			rc = sg_fail(SG_ERR_USAGE, "field 'program_name' (the program name) must be "
+			             "UTF-8 text in the Basic Multilingual Plane (Windows stores it "
+			             "as UCS-2; no emoji)");
 			goto out;
 		}
 		opus->programName->type = 0;
@@ -183,7 +184,7 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 		}
 		for(const char *c = opts->url; *c; c++)
 			if((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-				rc = sg_fail(SG_ERR_USAGE, "program URL must be printable ASCII");
+				rc = sg_fail(SG_ERR_USAGE, "field 'program_url' (the program URL) must be printable ASCII");
 				goto out;
 			}
 		opus->moreInfo->type = 0;

@@ -25,6 +25,7 @@
 #include "../lib/internal.h"
 #include "config.h"
 #include "httpd.h"
+#include "log.h"
 
 #define MAX_THREADS 1024
 
@@ -192,6 +193,7 @@ void sg_httpd_block_signals(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -204,7 +206,14 @@ int sg_httpd_wait_signal(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	sigwait(&set, &sig);
+	sigaddset(&set, SIGHUP);
+	/* SIGHUP reopens the log file (logrotate), and serving goes on. */
+	while(sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+		if(sg_log_reopen())
+			sg_log(SG_LOG_ERROR, "SIGHUP: cannot reopen the log file");
+		else
+			sg_log(SG_LOG_INFO, "SIGHUP: log file reopened");
+	}
 	return sig;
 }
 

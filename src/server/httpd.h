@@ -33,7 +33,8 @@ int sg_httpd_port(const sg_httpd *h);
 void sg_httpd_stop(sg_httpd *h);
 
 /* Blocks until SIGINT or SIGTERM (which must be blocked in every thread
- * before the server starts: see sg_httpd_block_signals). Returns the signal. */
+ * before the server starts: see sg_httpd_block_signals); SIGHUP meanwhile
+ * reopens the log file.  Returns the signal that stopped it. */
 int sg_httpd_wait_signal(void);
 void sg_httpd_block_signals(void);
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,6 +12,7 @@
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
+static char *log_path;
 
 int sg_log_open(const char *path)
 {
@@ -25,6 +27,26 @@ int sg_log_open(const char *path)
 		return -1;
 	setvbuf(fp, NULL, _IOLBF, 0);
 	log_fp = fp;
+	free(log_path);
+	log_path = strdup(path);
+	return 0;
+}
+
+int sg_log_reopen(void)
+{
+	FILE *fp;
+
+	if(!log_path)
+		return 0;
+	fp = fopen(log_path, "a");
+	if(!fp)
+		return -1;
+	setvbuf(fp, NULL, _IOLBF, 0);
+	pthread_mutex_lock(&log_lock);
+	if(log_fp && log_fp != stderr)
+		fclose(log_fp);
+	log_fp = fp;
+	pthread_mutex_unlock(&log_lock);
 	return 0;
 }
 
@@ -33,6 +55,8 @@ void sg_log_close(void)
 	if(log_fp && log_fp != stderr)
 		fclose(log_fp);
 	log_fp = NULL;
+	free(log_path);
+	log_path = NULL;
 }
 
 void sg_log(sg_log_level lvl, const char *fmt, ...)

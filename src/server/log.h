@@ -15,6 +15,8 @@ int sg_log_open(const char *path);
 void sg_log(sg_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sg_log_close(void);
+/* Reopens the log file (after logrotate moved it); 0 or -1. */
+int sg_log_reopen(void);
 /* A field from outside (file name, URI, key name) made safe for one log
  * line: in double quotes, with '"', '\\' and control bytes escaped (\xNN),
  * cut to fit buf.  Returns buf. */

@@ -240,6 +240,26 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 		svc_refuse(req, peer, cl->cfg->name, 400, msg);
 		goto out;
 	}
+	{
+		/* Unknown fields are refused: a typo must not pass silently. */
+		static const char *const known[] = { "key", "digest_algorithm", "digest",
+		                                     "file_name", "format", "program_name",
+		                                     "program_url" };
+		const char *name;
+		json_t *v;
+		json_object_foreach(body, name, v) {
+			size_t i;
+			for(i = 0; i < sizeof(known) / sizeof(known[0]) && strcmp(name, known[i]); i++)
+				;
+			if(i == sizeof(known) / sizeof(known[0])) {
+				char qname[120];
+				snprintf(msg, sizeof(msg), "unknown field %s",
+				         sg_log_quote(name, qname, sizeof(qname)));
+				svc_refuse(req, peer, cl->cfg->name, 400, msg);
+				goto out;
+			}
+		}
+	}
 	key = svc_str(body, "key", &bad);
 	alg = svc_str(body, "digest_algorithm", &bad);
 	hex = svc_str(body, "digest", &bad);
@@ -298,7 +318,8 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	rc = sg_authenticode_sign(k->signer, fmt, md, digest, sg_md_size(md), &so, &sig, &siglen);
 	if(rc) {
 		int code = rc == SG_ERR_USAGE ? 400 : 503;
-		sg_log(SG_LOG_ERROR, "signing with key %s failed: %s", key, sg_last_error());
+		if(code == 503)
+			sg_log(SG_LOG_ERROR, "signing with key %s failed: %s", key, sg_last_error());
 		snprintf(msg, sizeof(msg), code == 400 ? "%.250s" : "signing failed: %.230s",
 		         code == 400 ? sg_last_error() : sg_strerror(rc));
 		svc_refuse(req, peer, cl->cfg->name, code, msg);

@@ -85,6 +85,8 @@ check "missing field" 400 "field 'file_name' is missing" "$(req "$TOKEN" POST /v
 check "wrong type" 400 "wrong type" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":1,\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"x\",\"format\":\"pe\"}")")"
 check "bad format" 400 "field 'format'" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"x\",\"format\":\"msi\"}")")"
 check "control chars in file name" 400 "file_name" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"a\\nb\",\"format\":\"pe\"}")")"
+check "unknown field" 400 "unknown field .*colour" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"x\",\"format\":\"pe\",\"colour\":\"red\"}")")"
+check "bad program_url names the field" 400 "program_url" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"digest_algorithm\":\"sha256\",\"digest\":\"$D\",\"file_name\":\"x\",\"format\":\"pe\",\"program_url\":\"h\u00e9\"}")")"
 check "duplicate keys in JSON" 400 "not a JSON object" "$(req "$TOKEN" POST /v1/sign "$(json "{\"key\":\"rsa\",\"key\":\"ec\"}")")"
 head -c $((10 * 1024 * 1024)) /dev/zero | tr '\0' 'a' > "$W/big.json"
 code=$(req "$TOKEN" POST /v1/sign "$W/big.json"); [[ $code == 413 ]] && ok "10 MB body: 413" || bad "10 MB body: $code"
@@ -145,6 +147,13 @@ printf 'garbage line\n' > "$W/bad5.ini"
 expect_msg "syntax error" 2 'bad5.ini:1:' "$SIGNGATE" service --config "$W/bad5.ini"
 sed "s|pin-source=file:$PKI/pin.txt|pin-value=000000|" "$W/svc.ini" | sed "s|^listen = .*|listen = 127.0.0.1:0|; s|^file = .*|file = -|" > "$W/badpin.ini"
 expect_msg "wrong PIN refused at start" 2 'wrong PIN' "$SIGNGATE" service --config "$W/badpin.ini"
+# logrotate: move the log away, SIGHUP, and the service writes a new one.
+mv "$W/service.log" "$W/service.log.1"
+kill -HUP $SVC; sleep 0.3
+check "alive after SIGHUP" 200 '"ok"' "$(req "" GET /health)"
+code=$(req "nope-nope-nope-nope" GET /v1/keys)
+grep -q 'log file reopened' "$W/service.log" 2>/dev/null && grep -q '401' "$W/service.log" \
+	&& ok "SIGHUP reopens the log" || bad "no new log after SIGHUP"
 kill $SVC; wait $SVC 2>/dev/null; rc=$?
 [[ $rc == 0 ]] && ok "clean stop on SIGTERM" || bad "exit $rc on SIGTERM"
 summary
