@@ -17,6 +17,9 @@ int cli_error(const char *cmd, sg_status st);
 int cli_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* For getopt's '?': names the option that is unknown or lacks its value. */
+int cli_bad_option(const char *cmd, char **argv);
+
 int cmd_sign(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_hash(int argc, char **argv);

@@ -29,6 +29,7 @@ static int misc_parse(const char *cmd, const char *help, int argc, char **argv,
 	memset(a, 0, sizeof(*a));
 	a->md = SG_MD_SHA256;
 	optind = 1;
+	opterr = 0; /* we say it ourselves, once */
 	while((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch(c) {
 		case 'o': a->out = optarg; break;
@@ -38,7 +39,7 @@ static int misc_parse(const char *cmd, const char *help, int argc, char **argv,
 			break;
 		case 's': a->sig = optarg; break;
 		case 'h': fputs(help, stdout); return -1;
-		default: return cli_usage(cmd, "bad option");
+		default: return cli_bad_option(cmd, argv);
 		}
 	}
 	if(optind + 1 != argc)
@@ -67,7 +68,9 @@ static const char hash_help[] =
 "the file carries (an existing signature is left out of it).\n"
 "\n"
 "  --digest ALG  sha256 (default), sha1, sha384, sha512\n"
-"  -h, --help    this help\n";
+"  -h, --help    this help\n"
+"\n"
+"Exit status: 0 printed, 2 usage, bad input or I/O error.\n";
 
 int cmd_hash(int argc, char **argv)
 {
@@ -95,7 +98,12 @@ static const char extract_help[] =
 "Usage: signgate extract-signature IN -o SIG.der\n"
 "\n"
 "Writes the Authenticode signature of IN (DER PKCS#7 SignedData, nested\n"
-"signatures included) to SIG.der.\n";
+"signatures included) to SIG.der.\n"
+"\n"
+"  -o, --out FILE  where to write it (required)\n"
+"  -h, --help      this help\n"
+"\n"
+"Exit status: 0 written, 1 IN is not signed, 2 usage, bad input or I/O error.\n";
 
 int cmd_extract(int argc, char **argv)
 {
@@ -122,7 +130,14 @@ static const char attach_help[] =
 "\n"
 "Embeds SIG.der (DER PKCS#7, e.g. from extract-signature or a signing\n"
 "service) as the signature of IN, replacing any existing one, and writes\n"
-"OUT.  The signature's digest must match IN.\n";
+"OUT.  The signature's digest must match IN.\n"
+"\n"
+"  --signature FILE  the signature (DER), required\n"
+"  -o, --out FILE    output file (required); IN is not changed unless OUT names it\n"
+"  -h, --help        this help\n"
+"\n"
+"Exit status: 0 written, 1 the signature is for another file, 2 usage, bad\n"
+"input or I/O error.\n";
 
 int cmd_attach(int argc, char **argv)
 {
@@ -138,7 +153,13 @@ static const char remove_help[] =
 "Usage: signgate remove-signature IN -o OUT\n"
 "\n"
 "Writes IN without its signature (and with its checksum recomputed) to OUT.\n"
-"Exit status 1 if IN is not signed.\n";
+"Like osslsigncode, the zero padding that signing added before the\n"
+"signature stays: `signgate hash` of OUT equals that of the unsigned file.\n"
+"\n"
+"  -o, --out FILE  output file (required)\n"
+"  -h, --help      this help\n"
+"\n"
+"Exit status: 0 written, 1 IN is not signed, 2 usage, bad input or I/O error.\n";
 
 int cmd_remove(int argc, char **argv)
 {

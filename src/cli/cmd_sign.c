@@ -59,6 +59,7 @@ int cmd_sign(int argc, char **argv)
 	sg_status rc;
 
 	optind = 1;
+	opterr = 0; /* we say it ourselves, once */
 	while((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch(c) {
 		case 'k': key = optarg; break;
@@ -71,7 +72,7 @@ int cmd_sign(int argc, char **argv)
 		case 'N': nest = 1; break;
 		case 'o': out = optarg; break;
 		case 'h': fputs(sign_help, stdout); return EXIT_OK;
-		default: return cli_usage("sign", "bad option");
+		default: return cli_bad_option("sign", argv);
 		}
 	}
 	if(optind + 1 != argc)

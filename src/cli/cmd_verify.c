@@ -62,6 +62,7 @@ int cmd_verify(int argc, char **argv)
 	char *end;
 
 	optind = 1;
+	opterr = 0; /* we say it ourselves, once */
 	while((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch(c) {
 		case 'c': vo.ca_file = optarg; break;
@@ -73,7 +74,7 @@ int cmd_verify(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': fputs(verify_help, stdout); return EXIT_OK;
-		default: return cli_usage("verify", "bad option");
+		default: return cli_bad_option("verify", argv);
 		}
 	}
 	if(optind + 1 != argc)

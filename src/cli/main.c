@@ -3,6 +3,7 @@
  * subcommand parses its own options and calls the library; nothing here
  * knows about file formats or keys.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,15 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'signgate %s --help'.\n", cmd);
 	return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if(optopt && !strchr(arg, optopt))
+		return cli_usage(cmd, "unknown option '-%c'", optopt);
+	return cli_usage(cmd, "unknown option, or one missing its value: '%s'", arg);
 }
 
 static void usage(FILE *out)

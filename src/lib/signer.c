@@ -371,7 +371,9 @@ sg_status sg_signer_open_pfx(const char *path, const char *pass,
 	if(!PKCS12_verify_mac(p12, pw ? pw : "", -1) &&
 	   !(pw == NULL && PKCS12_verify_mac(p12, NULL, 0))) {
 		ERR_clear_error();
-		rc = sg_fail(SG_ERR_PIN, "wrong password for PKCS#12 file %s", path);
+		rc = pw ? sg_fail(SG_ERR_PIN, "wrong password for PKCS#12 file %s", path)
+		        : sg_fail(SG_ERR_PIN, "PKCS#12 file %s is protected by a password: "
+		                  "give it (--pass)", path);
 		goto out;
 	}
 	if(!PKCS12_parse(p12, pw ? pw : "", &pkey, &leaf, &ca) || !pkey || !leaf) {

@@ -183,12 +183,16 @@ sg_status sg_secret_read(const char *spec, char **out)
 		*out = strdup(spec + 5);
 		return *out ? SG_OK : sg_fail(SG_ERR_NOMEM, "out of memory");
 	}
-	if(!strncmp(spec, "file:", 5)) {
+	int plain = strncmp(spec, "file:", 5) != 0;
+	if(!plain) {
 		spec += 5;
 		if(!strncmp(spec, "//", 2))
 			spec += 2; /* file:///path */
 	}
 	rc = sg_read_file(spec, SECRET_MAX, &buf, &len);
+	if(rc && plain)
+		return sg_fail(rc, "cannot read the secret from a file named '%s': give "
+		               "file:PATH, env:VAR or pass:TEXT", spec);
 	if(rc)
 		return sg_fail_prefix(rc, "cannot read secret");
 	/* The first line is the secret; a trailing newline is not part of it. */
@@ -274,8 +278,10 @@ sg_status sg_outfile_open(sg_outfile *o, const char *path)
 	snprintf(o->tmp, n, "%s.tmpXXXXXX", path);
 	o->fd = mkstemp(o->tmp);
 	if(o->fd < 0) {
-		sg_status rc = sg_fail(SG_ERR_IO, "cannot create a temporary file beside %s: %s",
-		                       path, strerror(errno));
+		sg_status rc = errno == ENOENT
+		    ? sg_fail(SG_ERR_IO, "cannot write %s: its directory does not exist", path)
+		    : sg_fail(SG_ERR_IO, "cannot create a temporary file beside %s: %s",
+		              path, strerror(errno));
 		free(o->path);
 		free(o->tmp);
 		o->path = o->tmp = NULL;

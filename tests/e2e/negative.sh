@@ -86,7 +86,7 @@ mkdir -p "$W/ro" && chmod 555 "$W/ro"
 if [[ $(id -u) -ne 0 ]]; then
 	expect_msg "read-only output dir" 2 'cannot create a temporary file' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/ro/out.exe"
 fi
-expect_msg "output dir missing" 2 'cannot create a temporary file' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/nodir/out.exe"
+expect_msg "output dir missing" 2 'its directory does not exist' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/nodir/out.exe"
 cp "$f" "$W/inplace.exe"
 expect "sign in place (-o names the input)" "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-soft.pem" "$W/inplace.exe" -o "$W/inplace.exe"
 expect "in-place result verifies" osslsigncode verify -CAfile "$PKI/root-ca.pem" -in "$W/inplace.exe"
