@@ -94,7 +94,7 @@ trap 'echo; say "stopping"; exit 0' INT TERM
 # start NAME LOGFILE CMD...: runs CMD in the background; waits for "listening".
 start() {
 	local name=$1 out=$2; shift 2
-	"$@" > "$out.out" 2> "$out" &
+	"$@" > "$out.out" 2>> "$out" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		grep -q '^listening on' "$out.out" 2>/dev/null && return 0
@@ -120,6 +120,11 @@ osslsigncode verify -CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > 
 	|| { cat "$D/logs/osslsigncode.txt"; say "osslsigncode rejected the download"; exit 1; }
 grep -E '^(Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
 
+echo
+say "sign your own file with the demo's HSM key:"
+echo "  SOFTHSM2_CONF=demo/pki/softhsm2.conf build/signgate sign \\"
+echo "    --key 'pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:demo/pki/pin.txt' \\"
+echo "    --cert demo/pki/codesign-rsa.pem YOUR.exe -o YOUR-signed.exe"
 echo
 echo "ready: http://127.0.0.1:$DL_PORT/download/hello.exe http://127.0.0.1:$DL_PORT/download/bigapp.exe" \
      "http://127.0.0.1:$DL_PORT/download/hello32.dll (trust root CA: demo/pki/root-ca.pem;" \
