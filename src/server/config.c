@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include <ini.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include "config.h"
 #include "../lib/internal.h"
@@ -22,7 +24,7 @@ typedef struct cfg_parse {
 	sg_cfg_client *client; /* current [client NAME] */
 } cfg_parse;
 
-enum cfg_type { T_STR, T_INT, T_SIZE, T_ONFAIL, T_METHOD, T_MD, T_LIST };
+enum cfg_type { T_STR, T_INT, T_SIZE, T_ONFAIL, T_METHOD, T_MD, T_LIST, T_BOOL };
 
 struct cfg_item {
 	const char *section; /* "service", "serve", "log", "key", "client" */
@@ -42,6 +44,9 @@ static const struct cfg_item items[] = {
 	{ "service", "sign_log", T_STR, C(svc_sign_log), 0, 0 },
 	{ "service", "max_body", T_SIZE, C(svc_max_body), 256, 1 << 24 },
 	{ "service", "threads", T_INT, C(svc_threads), 1, 256 },
+	{ "service", "tsa_key", T_STR, C(svc_tsa_key), 0, 0 },
+	{ "service", "tsa_policy", T_STR, C(svc_tsa_policy), 0, 0 },
+	{ "service", "tsa_require_token", T_BOOL, C(svc_tsa_require_token), 0, 0 },
 	{ "serve", "listen", T_STR, C(srv_listen), 0, 0 },
 	{ "serve", "root", T_STR, C(srv_root), 0, 0 },
 	{ "serve", "cache_dir", T_STR, C(srv_cache), 0, 0 },
@@ -146,6 +151,14 @@ static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
 		else
 			return cfg_err(p, "sign_method must be 'service' or 'custom', not '%s'", value);
 		return 1;
+	case T_BOOL:
+		if(!strcmp(value, "yes"))
+			*(int *)((char *)base + it->off) = 1;
+		else if(!strcmp(value, "no"))
+			*(int *)((char *)base + it->off) = 0;
+		else
+			return cfg_err(p, "'%s' must be 'yes' or 'no', not '%s'", name, value);
+		return 1;
 	case T_MD:
 		if(sg_md_from_name(value, &p->c->md))
 			return cfg_err(p, "%s", sg_last_error());
@@ -241,10 +254,32 @@ static sg_status cfg_check(sg_config *c)
 		sg_cfg_client *cl = &c->clients[i];
 		if(!cl->token)
 			return sg_fail(SG_ERR_USAGE, "%s: [client %s] needs 'token'", c->path, cl->name);
-		for(size_t k = 0; k < cl->nkeys; k++)
+		for(size_t k = 0; k < cl->nkeys; k++) {
 			if(!sg_config_key(c, cl->keys[k]))
 				return sg_fail(SG_ERR_USAGE, "%s: [client %s] names key '%s', which no [key] section defines",
 				               c->path, cl->name, cl->keys[k]);
+			/* The TSA key signs timestamps only: RFC 3161 2.3 gives its
+			 * certificate no other purpose. */
+			if(c->svc_tsa_key && !strcmp(cl->keys[k], c->svc_tsa_key))
+				return sg_fail(SG_ERR_USAGE, "%s: [client %s] names key '%s', which is the "
+				               "[service] tsa_key and signs timestamps only", c->path, cl->name,
+				               cl->keys[k]);
+		}
+	}
+	if(c->svc_tsa_key && !sg_config_key(c, c->svc_tsa_key))
+		return sg_fail(SG_ERR_USAGE, "%s: [service] tsa_key names key '%s', which no [key] section defines",
+		               c->path, c->svc_tsa_key);
+	if(c->svc_tsa_policy) {
+		/* A dotted OID of at least two arcs, nothing else (no names). */
+		size_t n = strspn(c->svc_tsa_policy, "0123456789.");
+		ASN1_OBJECT *o = NULL;
+		if(n != strlen(c->svc_tsa_policy) || !strchr(c->svc_tsa_policy, '.') ||
+		   !(o = OBJ_txt2obj(c->svc_tsa_policy, 1))) {
+			ERR_clear_error();
+			return sg_fail(SG_ERR_USAGE, "%s: [service] tsa_policy '%s' is not a dotted OID "
+			               "such as 1.3.6.1.4.1.32473.1", c->path, c->svc_tsa_policy);
+		}
+		ASN1_OBJECT_free(o);
 	}
 	return SG_OK;
 }
@@ -318,7 +353,8 @@ void sg_config_free(sg_config *c)
 	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
 	                  &c->svc_sign_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
-	                  &c->svc_token, &c->svc_key, &c->svc_proxy };
+	                  &c->svc_token, &c->svc_key, &c->svc_proxy,
+	                  &c->svc_tsa_key, &c->svc_tsa_policy };
 	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(c);

@@ -47,6 +47,10 @@ typedef struct sg_config {
 	size_t nkeys;
 	sg_cfg_client clients[SG_CFG_MAX_CLIENTS];
 	size_t nclients;
+	/* [service] RFC 3161 TSA at POST /tsa */
+	char *svc_tsa_key;     /* a [key NAME] with a timeStamping certificate; NULL: no TSA */
+	char *svc_tsa_policy;  /* dotted OID; NULL: SG_TSA_DEFAULT_POLICY */
+	int svc_tsa_require_token;
 
 	/* [serve] */
 	char *srv_listen;

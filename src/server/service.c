@@ -24,8 +24,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ts.h>
 
 #include "../lib/internal.h"
+#include "../lib/tsa.h"
 #include "config.h"
 #include "httpd.h"
 #include "log.h"
@@ -53,6 +55,8 @@ typedef struct svc {
 	size_t nclients;
 	FILE *sign_log;
 	pthread_mutex_t sign_log_lock;
+	const svc_key *tsa;          /* [service] tsa_key, or NULL: no /tsa */
+	sg_tsa_policy tsa_policy;
 } svc;
 
 static const char service_help[] =
@@ -60,7 +64,9 @@ static const char service_help[] =
 "\n"
 "Runs the signing service: HTTPS on [service] listen, keys from the\n"
 "[key NAME] sections (PKCS#11 URIs or key files), clients and their bearer\n"
-"tokens from the [client NAME] sections.  See docs/CONFIG.md and docs/API.md.\n"
+"tokens from the [client NAME] sections.  With [service] tsa_key it is also\n"
+"an RFC 3161 time-stamping authority at POST /tsa.  See docs/CONFIG.md and\n"
+"docs/API.md.\n"
 "Prints 'listening on https://HOST:PORT' once ready; stops on SIGINT/SIGTERM.\n"
 "\n"
 "  --config FILE        the configuration file (required)\n"
@@ -388,6 +394,140 @@ static int svc_conflicting_length(struct evhttp_request *req)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- RFC 3161 TSA */
+
+/* The request's Content-Type is application/timestamp-query (RFC 3161
+ * 3.4), parameters aside. */
+static int svc_is_tsq(struct evhttp_request *req)
+{
+	static const char want[] = "application/timestamp-query";
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                    "Content-Type");
+
+	if(!ct)
+		return 0;
+	while(*ct == ' ' || *ct == '\t')
+		ct++;
+	if(strncasecmp(ct, want, sizeof(want) - 1))
+		return 0;
+	ct += sizeof(want) - 1;
+	while(*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* One log line per timestamp, and one JSON line in the signature log:
+ * every use of the key in the HSM is on record. */
+static void svc_log_timestamp(svc *s, const char *peer, const char *client,
+                              const sg_tsa_info *ti)
+{
+	char ts[32], qreason[400];
+	time_t t = (time_t)ti->gen_time;
+	struct tm tm;
+	json_t *j;
+	char *line;
+
+	if(!ti->granted) {
+		sg_log(SG_LOG_WARN, "timestamp rejected peer=%s client=%s imprint=%s failinfo=%d: %s",
+		       peer, client ? client : "-", ti->imprint_alg[0] ? ti->imprint_alg : "-",
+		       ti->fail_info, sg_log_quote(ti->reason, qreason, sizeof(qreason)));
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	sg_log(SG_LOG_INFO, "timestamp serial=%s time=%s peer=%s client=%s key=%s %s=%s cert_req=%s nonce=%s",
+	       ti->serial, ts, peer, client ? client : "-", s->tsa->cfg->name, ti->imprint_alg,
+	       ti->imprint, ti->cert_req ? "yes" : "no", ti->has_nonce ? "yes" : "no");
+	if(!s->sign_log)
+		return;
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "kind", "timestamp",
+	              "serial", ti->serial, "client", client ? client : "-", "peer", peer,
+	              "key", s->tsa->cfg->name, "digest_algorithm", ti->imprint_alg,
+	              "digest", ti->imprint);
+	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if(line) {
+		pthread_mutex_lock(&s->sign_log_lock);
+		fprintf(s->sign_log, "%s\n", line);
+		fflush(s->sign_log);
+		fsync(fileno(s->sign_log));
+		pthread_mutex_unlock(&s->sign_log_lock);
+	}
+	free(line);
+	json_decref(j);
+}
+
+/* POST /tsa: a DER TimeStampReq in, a DER TimeStampResp out (RFC 3161
+ * 3.4).  Requests the TSA refuses get a rejection response with 200, as
+ * the RFC wants; only a body that is no TimeStampReq at all gets 400. */
+static void svc_tsa(svc *s, struct evhttp_request *req, const char *peer)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req), *out = NULL;
+	const svc_client *cl = NULL;
+	const char *client;
+	unsigned char *resp = NULL;
+	size_t len = evbuffer_get_length(in), resplen = 0;
+	sg_tsa_info ti;
+	char msg[300];
+	sg_status rc;
+
+	if(!s->tsa) {
+		svc_refuse(req, peer, NULL, 404, "no time-stamping authority here ([service] tsa_key is not set)");
+		return;
+	}
+	if(s->cfg->svc_tsa_require_token && !(cl = svc_auth(s, req))) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer realm=\"signgate\"");
+		svc_refuse(req, peer, NULL, 401, "missing or unknown bearer token");
+		return;
+	}
+	client = cl ? cl->cfg->name : NULL;
+	if(evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		svc_refuse(req, peer, client, 405, "use POST for /tsa");
+		return;
+	}
+	if(!svc_is_tsq(req)) {
+		svc_refuse(req, peer, client, 415,
+		           "Content-Type must be application/timestamp-query (RFC 3161 3.4)");
+		return;
+	}
+	if(len > SG_TSA_MAX_REQ) {
+		snprintf(msg, sizeof(msg), "TimeStampReq larger than %d bytes", SG_TSA_MAX_REQ);
+		svc_refuse(req, peer, client, 413, msg);
+		return;
+	}
+	rc = sg_tsa_respond(s->tsa->signer, evbuffer_pullup(in, -1), len, &s->tsa_policy,
+	                    &resp, &resplen, &ti);
+	if(rc == SG_ERR_MALFORMED) {
+		snprintf(msg, sizeof(msg), "body is not a DER TimeStampReq: %.200s", sg_last_error());
+		svc_refuse(req, peer, client, 400, msg);
+		return;
+	}
+	if(rc) {
+		/* The HSM or OpenSSL failed: the RFC's answer is systemFailure. */
+		sg_log(SG_LOG_ERROR, "timestamp with key %s failed: %s", s->tsa->cfg->name,
+		       sg_last_error());
+		rc = sg_tsa_reject(TS_INFO_SYSTEM_FAILURE, "the TSA cannot sign now; try again later",
+		                   &resp, &resplen);
+		if(rc) {
+			svc_refuse(req, peer, client, 503, "timestamping failed");
+			return;
+		}
+	} else {
+		svc_log_timestamp(s, peer, client, &ti);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/timestamp-reply");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	out = evbuffer_new();
+	if(out && !evbuffer_add(out, resp, resplen))
+		evhttp_send_reply(req, 200, NULL, out);
+	else
+		sg_http_error(req, 503, "out of memory");
+	if(out)
+		evbuffer_free(out);
+	sg_free(resp);
+}
+
 static void svc_handle(struct evhttp_request *req, void *arg)
 {
 	svc *s = arg;
@@ -410,6 +550,10 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 		json_t *j = json_pack("{s:s}", "status", "ok");
 		svc_reply_json(req, 200, j);
 		json_decref(j);
+		return;
+	}
+	if(!strcmp(path, "/tsa")) {
+		svc_tsa(s, req, peer);
 		return;
 	}
 	if(strcmp(path, "/v1/sign") && strcmp(path, "/v1/keys")) {
@@ -467,6 +611,28 @@ static sg_status svc_open_keys(svc *s)
 			sg_log(SG_LOG_WARN, "key %s: certificate expires in %lld days", ck->name,
 			       (long long)days);
 	}
+	return SG_OK;
+}
+
+/* [service] tsa_key: the key must carry a TSA certificate (RFC 3161 2.3). */
+static sg_status svc_open_tsa(svc *s)
+{
+	const char *name = s->cfg->svc_tsa_key;
+	sg_status rc;
+
+	s->tsa = svc_find_key(s, name);
+	if(!s->tsa)
+		return sg_fail(SG_ERR_USAGE, "[service] tsa_key: no key named '%s'", name);
+	rc = sg_tsa_check_signer(s->tsa->signer);
+	if(rc) {
+		s->tsa = NULL;
+		return sg_fail_prefix(rc, "[service] tsa_key %s cannot be a time-stamping authority", name);
+	}
+	s->tsa_policy.policy = s->cfg->svc_tsa_policy ? s->cfg->svc_tsa_policy : SG_TSA_DEFAULT_POLICY;
+	s->tsa_policy.md = SG_MD_SHA256;
+	sg_log(SG_LOG_INFO, "time-stamping authority at POST /tsa: key %s, policy %s, %s",
+	       name, s->tsa_policy.policy,
+	       s->cfg->svc_tsa_require_token ? "bearer token required" : "open to anyone (RFC 3161 clients send no token)");
 	return SG_OK;
 }
 
@@ -552,7 +718,9 @@ int sg_service_main(int argc, char **argv)
 		             cfgpath);
 		goto fail;
 	}
-	if(!s.cfg->nkeys || !s.cfg->nclients) {
+	/* A service that only stamps, open to all, needs no client. */
+	if(!s.cfg->nkeys || (!s.cfg->nclients &&
+	                     (!s.cfg->svc_tsa_key || s.cfg->svc_tsa_require_token))) {
 		rc = sg_fail(SG_ERR_USAGE, "%s: define at least one [key NAME] and one [client NAME]",
 		             cfgpath);
 		goto fail;
@@ -566,6 +734,8 @@ int sg_service_main(int argc, char **argv)
 		rc = svc_load_clients(&s);
 	if(!rc)
 		rc = svc_open_keys(&s);
+	if(!rc && s.cfg->svc_tsa_key)
+		rc = svc_open_tsa(&s);
 	if(rc)
 		goto fail;
 	sg_httpd_opts ho = {

@@ -4,12 +4,15 @@
 # Creates signgate's demo/test PKI in OUTDIR with only the openssl CLI, softhsm2-util and
 # pkcs11-tool: a root and an intermediate CA, a SoftHSM token "signgate" holding an RSA 3072
 # and an EC P-256 key pair generated inside the token (never exported) with their
-# code-signing certificates, software keys for the legacy path (PEM, encrypted PEM,
+# code-signing certificates, an RSA 3072 time-stamping (TSA) key pair in the token with its
+# RFC 3161 certificate, software keys for the legacy path (PEM, encrypted PEM,
 # PKCS#12), a TLS server certificate for 127.0.0.1/localhost, an unrelated root and a
 # certificate that matches no key (negative tests).  See tests/setup/README.md.
 #
 # Idempotent: whatever exists and is still consistent is reused; OUTDIR/.done is written
-# last and makes a re-run exit 0 at once.  Quiet on success; on failure prints the failing
+# last, holding PKI_VERSION, and makes a re-run of the same version exit 0 at once.  A PKI
+# made by an older version of this script (older or no version in .done) is completed:
+# what it lacks is added, the rest reused.  Quiet on success; on failure prints the failing
 # command and its output and exits non-zero.  Safe to run concurrently on one OUTDIR.
 set -Eeuo pipefail
 
@@ -21,13 +24,17 @@ SO_PIN=12345678
 SOFT_PASS=softpass
 PFX_PASS=pfxpass
 O="signgate test"
+# Raise when the script makes something new, so older PKIs are completed.  2: TSA key.
+PKI_VERSION=2
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 trap 'echo "$PROG: error: unexpected failure (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 (($# == 1)) || { echo "usage: $PROG OUTDIR" >&2; exit 2; }
 [[ -n $1 ]] || die "OUTDIR is empty"
-if [[ -f $1/.done ]]; then exit 0; fi
+# done_ok DIR: DIR/.done was written by this version of the script.
+done_ok() { [[ -f $1/.done && $(head -n1 "$1/.done" 2>/dev/null) == "version $PKI_VERSION "* ]]; }
+if done_ok "$1"; then exit 0; fi
 
 for t in openssl softhsm2-util pkcs11-tool flock; do
   command -v "$t" >/dev/null || die "'$t' not found (run scripts/deps.sh as root)"
@@ -40,7 +47,7 @@ OUT=$(cd "$1" && pwd)
 # One run at a time per OUTDIR; whoever comes second finds .done and leaves.
 exec 9>"$OUT/.lock"
 flock 9
-if [[ -f $OUT/.done ]]; then exit 0; fi
+if done_ok "$OUT"; then exit 0; fi
 
 umask 022
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/make-pki.XXXXXX")
@@ -140,6 +147,14 @@ basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature, keyEncipherment
 extendedKeyUsage       = serverAuth
 subjectAltName         = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    ;;
+    tsa) cat >"$f" <<'EOF'
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = critical, timeStamping
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 EOF
@@ -268,6 +283,10 @@ leaf codesign-rsa "/O=$O/CN=signgate codesign-rsa (token)" "$OUT/codesign-rsa.pu
 leaf codesign-ec  "/O=$O/CN=signgate codesign-ec (token)"  "$OUT/codesign-ec.pub"  codesign
 token_cert 01 codesign-rsa
 token_cert 02 codesign-ec
+# The signing service's own TSA (RFC 3161): critical EKU timeStamping and nothing else.
+token_key 03 tsa rsa:3072
+leaf tsa "/O=$O/CN=signgate TSA (token)" "$OUT/tsa.pub" tsa
+token_cert 03 tsa
 
 # ---------------------------------------------------------------------------------------
 # Software keys (legacy path), TLS, negative-test material
@@ -338,13 +357,17 @@ for n in codesign-rsa codesign-ec codesign-soft codesign-ec384 codesign-wrong; d
     || die "$n.pem has no codeSigning extended key usage"
 done
 run openssl verify -x509_strict -purpose sslserver -CAfile "$OUT/ca-bundle.pem" -untrusted "$OUT/int-ca.pem" "$OUT/tls.pem"
+run openssl verify -x509_strict -purpose timestampsign -CAfile "$OUT/root-ca.pem" -untrusted "$OUT/int-ca.pem" "$OUT/tsa.pem"
+[[ $(openssl x509 -in "$OUT/tsa.pem" -noout -ext extendedKeyUsage 2>/dev/null) == *"critical"*"Time Stamping" ]] \
+  || die "tsa.pem has no critical timeStamping extended key usage"
 if openssl verify -CAfile "$OUT/other-root.pem" -untrusted "$OUT/int-ca.pem" "$OUT/codesign-soft.pem" >/dev/null 2>&1; then
   die "other-root.pem unexpectedly validates the signgate chain"
 fi
 
 objs=$(objects)
 for want in "Private 01 codesign-rsa" "Public 01 codesign-rsa" "Certificate 01 codesign-rsa" \
-            "Private 02 codesign-ec" "Public 02 codesign-ec" "Certificate 02 codesign-ec"; do
+            "Private 02 codesign-ec" "Public 02 codesign-ec" "Certificate 02 codesign-ec" \
+            "Private 03 tsa" "Public 03 tsa" "Certificate 03 tsa"; do
   grep -qx "$want" <<<"$objs" || die "token $TOKEN_LABEL lacks object '$want'; it holds: $(tr '\n' ';' <<<"$objs")"
 done
 run p11 --login --pin "$PIN" --list-objects --type privkey
@@ -370,5 +393,5 @@ done
 chmod 600 "$OUT"/*.key "$OUT"/*.pfx "$OUT"/*.txt
 chmod 644 "$OUT"/*.pem "$OUT/softhsm2.conf"
 
-date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/.done.tmp"
+echo "version $PKI_VERSION $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$OUT/.done.tmp"
 mv -f "$OUT/.done.tmp" "$OUT/.done"
