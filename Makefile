@@ -6,7 +6,7 @@ JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CI_FLAGS = $(if $(CI),-DSG_WERROR=ON,)
 
-.PHONY: all deps build check test asan demo bench clean
+.PHONY: all deps build check test asan demo bench fuzz clean
 
 all: build
 
@@ -35,5 +35,8 @@ demo: build
 bench: build
 	@bash bench/run.sh
 
+fuzz: deps
+	@bash tests/fuzz/run.sh
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -218,7 +218,8 @@ static sg_status signer_pick_leaf(sg_signer *s, STACK_OF(X509) *certs,
 	s->certs = certs;
 	s->type = EVP_PKEY_is_a(X509_get0_pubkey(s->leaf), "RSA") ? SG_KEY_RSA : SG_KEY_EC;
 	/* Verifiers need the intermediates from the signature itself. */
-	s->chain_incomplete = X509_check_issued(s->leaf, s->leaf) != X509_V_OK;
+	s->chain_incomplete = X509_NAME_cmp(X509_get_subject_name(s->leaf),
+	                                    X509_get_issuer_name(s->leaf)) != 0;
 	for(int i = 1; i < sk_X509_num(certs) && s->chain_incomplete; i++)
 		if(X509_check_issued(sk_X509_value(certs, i), s->leaf) == X509_V_OK)
 			s->chain_incomplete = 0;
