@@ -29,11 +29,18 @@ static const char sign_help[] =
 "  --url URL        program URL (SpcSpOpusInfo)\n"
 "  --nest           keep existing signatures and add this one as nested\n"
 "                   (default: replace an existing signature)\n"
+CLI_TIMESTAMP_HELP
+"  --timestamp-policy fail|skip\n"
+"                   when no TSA gives a timestamp: fail (the default: no\n"
+"                   output is written) or sign without one and warn\n"
 "  -o, --out OUT    output file (required)\n"
 "  -h, --help       this help\n"
 "\n"
-"Exit status: 0 signed, 1 signing failed (key, PIN, token), 2 usage, bad\n"
-"input or I/O error.\n";
+"Requests to the TSAs honour the http_proxy, https_proxy (HTTPS_PROXY) and\n"
+"no_proxy environment variables, as curl does.\n"
+"\n"
+"Exit status: 0 signed, 1 signing or timestamping failed (key, PIN, token,\n"
+"TSA), 2 usage, bad input or I/O error.\n";
 
 int cmd_sign(int argc, char **argv)
 {
@@ -46,6 +53,8 @@ int cmd_sign(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "url", required_argument, NULL, 'u' },
 		{ "nest", no_argument, NULL, 'N' },
+		CLI_TIMESTAMP_OPTIONS,
+		{ "timestamp-policy", required_argument, NULL, CLI_OPT_TIMESTAMP_POLICY },
 		{ "out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -53,11 +62,14 @@ int cmd_sign(int argc, char **argv)
 	const char *key = NULL, *cert = NULL, *pfx = NULL, *pass = NULL, *out = NULL;
 	const char *digest = "sha256";
 	sg_sign_opts so = { 0 };
+	sg_timestamp_result tr;
+	cli_timestamp ts;
 	int nest = 0, c;
 	sg_signer *signer = NULL;
 	sg_md md;
 	sg_status rc;
 
+	cli_timestamp_init(&ts);
 	optind = 1;
 	opterr = 0; /* we say it ourselves, once */
 	while((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -70,6 +82,11 @@ int cmd_sign(int argc, char **argv)
 		case 'n': so.program_name = optarg; break;
 		case 'u': so.url = optarg; break;
 		case 'N': nest = 1; break;
+		case CLI_OPT_TIMESTAMP: case CLI_OPT_TIMESTAMP_CA: case CLI_OPT_TIMESTAMP_TIMEOUT:
+		case CLI_OPT_TIMESTAMP_POLICY:
+			if(cli_timestamp_option(&ts, "sign", c, optarg))
+				return EXIT_USAGE;
+			break;
 		case 'o': out = optarg; break;
 		case 'h': fputs(sign_help, stdout); return EXIT_OK;
 		default: return cli_bad_option("sign", argv);
@@ -85,6 +102,8 @@ int cmd_sign(int argc, char **argv)
 		return cli_usage("sign", "--pfx replaces --key and --cert: give one or the other");
 	if(sg_md_from_name(digest, &md))
 		return cli_usage("sign", "%s", sg_last_error());
+	if(cli_timestamp_check(&ts, "sign"))
+		return EXIT_USAGE;
 
 	rc = pfx ? sg_signer_open_pfx(pfx, pass, &signer)
 	         : sg_signer_open(key, cert, pass, &signer);
@@ -94,7 +113,15 @@ int cmd_sign(int argc, char **argv)
 		fprintf(stderr, "signgate sign: warning: the chain has only the leaf "
 		        "certificate (%s); verifiers that trust only the root will "
 		        "fail: give the intermediates with --cert\n", sg_signer_subject(signer));
-	rc = sg_sign_file(argv[optind], out, md, nest, signer, &so);
+	if(ts.o.nurls) {
+		rc = sg_sign_file_timestamped(argv[optind], out, md, nest, signer, &so, &ts.o,
+		                              ts.policy, &tr);
+		if(!rc && !tr.stamped)
+			fprintf(stderr, "signgate sign: warning: %s is signed WITHOUT a timestamp "
+			        "(--timestamp-policy skip): %s\n", out, tr.reason);
+	} else {
+		rc = sg_sign_file(argv[optind], out, md, nest, signer, &so);
+	}
 	sg_signer_free(signer);
 	if(rc)
 		return cli_error("sign", rc);

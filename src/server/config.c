@@ -44,6 +44,12 @@ static const struct cfg_item items[] = {
 	{ "service", "sign_log", T_STR, C(svc_sign_log), 0, 0 },
 	{ "service", "max_body", T_SIZE, C(svc_max_body), 256, 1 << 24 },
 	{ "service", "threads", T_INT, C(svc_threads), 1, 256 },
+	{ "service", "timestamp_urls", T_STR, C(svc_ts.urls_text), 0, 0 },
+	{ "service", "timestamp_policy", T_STR, C(svc_ts.policy_text), 0, 0 },
+	{ "service", "timestamp_ca", T_STR, C(svc_ts.ca), 0, 0 },
+	{ "service", "timestamp_proxy", T_STR, C(svc_ts.proxy), 0, 0 },
+	{ "service", "timestamp_timeout", T_INT, C(svc_ts.timeout), 1, 600 },
+	{ "service", "timestamp_retries", T_INT, C(svc_ts.retries), 0, 10 },
 	{ "service", "tsa_key", T_STR, C(svc_tsa_key), 0, 0 },
 	{ "service", "tsa_policy", T_STR, C(svc_tsa_policy), 0, 0 },
 	{ "service", "tsa_require_token", T_BOOL, C(svc_tsa_require_token), 0, 0 },
@@ -68,6 +74,12 @@ static const struct cfg_item items[] = {
 	{ "serve", "custom_cert", T_STR, C(custom.cert), 0, 0 },
 	{ "serve", "custom_pass", T_STR, C(custom.pass), 0, 0 },
 	{ "serve", "custom_pfx", T_STR, C(custom.pfx), 0, 0 },
+	{ "serve", "timestamp_urls", T_STR, C(srv_ts.urls_text), 0, 0 },
+	{ "serve", "timestamp_policy", T_STR, C(srv_ts.policy_text), 0, 0 },
+	{ "serve", "timestamp_ca", T_STR, C(srv_ts.ca), 0, 0 },
+	{ "serve", "timestamp_proxy", T_STR, C(srv_ts.proxy), 0, 0 },
+	{ "serve", "timestamp_timeout", T_INT, C(srv_ts.timeout), 1, 600 },
+	{ "serve", "timestamp_retries", T_INT, C(srv_ts.retries), 0, 10 },
 	{ "key", "uri", T_STR, K(uri), 0, 0 },
 	{ "key", "cert", T_STR, K(cert), 0, 0 },
 	{ "key", "pass", T_STR, K(pass), 0, 0 },
@@ -239,9 +251,58 @@ static int cfg_handler(void *user, const char *section, const char *name,
 	return cfg_err(p, "unknown setting '%s' in [%s]", name, section);
 }
 
+/* Splits timestamp_urls and checks the timestamp_* settings of one
+ * section (nothing is checked over the network). */
+static sg_status cfg_check_timestamp(const sg_config *c, sg_cfg_timestamp *t,
+                                     const char *section)
+{
+	char *copy, *save = NULL, *tok;
+	sg_tsa_opts o;
+	sg_status rc;
+
+	if(t->policy_text && !strcmp(t->policy_text, "fail"))
+		t->policy = SG_TIMESTAMP_FAIL;
+	else if(t->policy_text && !strcmp(t->policy_text, "skip"))
+		t->policy = SG_TIMESTAMP_SKIP;
+	else if(t->policy_text)
+		return sg_fail(SG_ERR_USAGE, "%s: [%s] timestamp_policy must be 'fail' or 'skip', "
+		               "not '%s'", c->path, section, t->policy_text);
+	if(!t->urls_text) {
+		if(t->policy_text || t->ca || t->proxy)
+			return sg_fail(SG_ERR_USAGE, "%s: [%s] has timestamp_* settings but no "
+			               "timestamp_urls", c->path, section);
+		return SG_OK;
+	}
+	if(!(copy = strdup(t->urls_text)))
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	for(tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if(t->nurls == SG_TSA_MAX_URLS) {
+			free(copy);
+			return sg_fail(SG_ERR_USAGE, "%s: [%s] timestamp_urls: more than %d URLs",
+			               c->path, section, SG_TSA_MAX_URLS);
+		}
+		if(!(t->urls[t->nurls++] = strdup(tok))) {
+			free(copy);
+			return sg_fail(SG_ERR_NOMEM, "out of memory");
+		}
+	}
+	free(copy);
+	sg_config_timestamp_opts(t, &o);
+	rc = sg_tsa_opts_check(&o);
+	if(rc)
+		return sg_fail_prefix(rc, "%s: [%s] timestamp_urls", c->path, section);
+	return SG_OK;
+}
+
 /* Whole-file checks, after parsing. */
 static sg_status cfg_check(sg_config *c)
 {
+	sg_status ts_rc = cfg_check_timestamp(c, &c->svc_ts, "service");
+
+	if(!ts_rc)
+		ts_rc = cfg_check_timestamp(c, &c->srv_ts, "serve");
+	if(ts_rc)
+		return ts_rc;
 	for(size_t i = 0; i < c->nkeys; i++) {
 		sg_cfg_key *k = &c->keys[i];
 		if(!k->uri && !k->pfx)
@@ -305,6 +366,8 @@ sg_status sg_config_load(const char *path, sg_config **out)
 	c->connect_timeout = 5;
 	c->timeout = 30;
 	c->retries = 2;
+	c->svc_ts.timeout = c->srv_ts.timeout = 30;
+	c->svc_ts.retries = c->srv_ts.retries = 1;
 	p.c = c;
 	fp = fopen(path, "r");
 	if(!fp) {
@@ -337,6 +400,16 @@ static void cfg_free_key(sg_cfg_key *k)
 	free(k->pfx);
 }
 
+static void cfg_free_timestamp(sg_cfg_timestamp *t)
+{
+	for(size_t i = 0; i < t->nurls; i++)
+		free(t->urls[i]);
+	free(t->urls_text);
+	free(t->policy_text);
+	free(t->ca);
+	free(t->proxy);
+}
+
 void sg_config_free(sg_config *c)
 {
 	if(!c)
@@ -350,6 +423,8 @@ void sg_config_free(sg_config *c)
 			free(c->clients[i].keys[k]);
 	}
 	cfg_free_key(&c->custom);
+	cfg_free_timestamp(&c->svc_ts);
+	cfg_free_timestamp(&c->srv_ts);
 	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
 	                  &c->svc_sign_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
@@ -358,6 +433,19 @@ void sg_config_free(sg_config *c)
 	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(c);
+}
+
+void sg_config_timestamp_opts(const sg_cfg_timestamp *t, sg_tsa_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->urls = (const char *const *)t->urls;
+	o->nurls = t->nurls;
+	o->ca_file = t->ca;
+	/* "" keeps libcurl from reading the proxy variables: the configuration
+	 * alone decides, as for service_proxy. */
+	o->proxy = t->proxy ? t->proxy : "";
+	o->timeout = t->timeout;
+	o->retries = t->retries;
 }
 
 const sg_cfg_key *sg_config_key(const sg_config *c, const char *name)

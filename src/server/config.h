@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "signgate/signgate.h"
+#include "signgate/timestamp.h"
 
 #define SG_CFG_MAX_KEYS 32
 #define SG_CFG_MAX_CLIENTS 64
@@ -30,6 +31,20 @@ typedef struct sg_cfg_client {
 	size_t nkeys;
 } sg_cfg_client;
 
+/* timestamp_* settings of [service] and [serve]: the TSAs that stamp our
+ * signatures (RFC 3161).  Not the service's own TSA (tsa_*). */
+typedef struct sg_cfg_timestamp {
+	char *urls_text;       /* timestamp_urls as given */
+	char *policy_text;     /* timestamp_policy as given */
+	char *urls[SG_TSA_MAX_URLS];
+	size_t nurls;          /* 0: no timestamps */
+	sg_timestamp_policy policy;
+	char *ca;              /* PEM roots for https TSAs */
+	char *proxy;           /* NULL: none (the environment is ignored) */
+	int timeout;           /* seconds per attempt */
+	int retries;
+} sg_cfg_timestamp;
+
 typedef enum { SG_ON_FAIL_REFUSE = 0, SG_ON_FAIL_SERVE_UNSIGNED } sg_on_fail;
 typedef enum { SG_METHOD_SERVICE = 0, SG_METHOD_CUSTOM } sg_method;
 
@@ -47,6 +62,7 @@ typedef struct sg_config {
 	size_t nkeys;
 	sg_cfg_client clients[SG_CFG_MAX_CLIENTS];
 	size_t nclients;
+	sg_cfg_timestamp svc_ts;   /* timestamps on /v1/sign signatures */
 	/* [service] RFC 3161 TSA at POST /tsa */
 	char *svc_tsa_key;     /* a [key NAME] with a timeStamping certificate; NULL: no TSA */
 	char *svc_tsa_policy;  /* dotted OID; NULL: SG_TSA_DEFAULT_POLICY */
@@ -68,6 +84,7 @@ typedef struct sg_config {
 	int retries;
 	/* [serve] custom method: a local key */
 	sg_cfg_key custom;
+	sg_cfg_timestamp srv_ts;   /* timestamps on signed copies */
 } sg_config;
 
 /* Loads and checks path.  On failure sg_last_error() says "PATH:LINE:
@@ -76,6 +93,8 @@ sg_status sg_config_load(const char *path, sg_config **out);
 void sg_config_free(sg_config *c);
 /* The named key, or NULL. */
 const sg_cfg_key *sg_config_key(const sg_config *c, const char *name);
+/* The library's TSA options for t (pointing into t). */
+void sg_config_timestamp_opts(const sg_cfg_timestamp *t, sg_tsa_opts *o);
 /* Parses "host:port" (IPv4, [IPv6] or name).  host is malloc'd. */
 sg_status sg_parse_hostport(const char *s, char **host, int *port);
 

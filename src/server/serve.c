@@ -96,6 +96,7 @@ struct serve {
 	sg_remote *remote;     /* method service */
 	sg_signer *signer;     /* method custom */
 	sg_sign_opts so;
+	sg_tsa_opts ts_opts;   /* [serve] timestamp_*; nurls 0: none */
 	unsigned char signer_id[32];
 };
 
@@ -586,6 +587,33 @@ static int serve_wait_racy(const struct stat *st)
 	return 1;
 }
 
+/* Adds a timestamp from the [serve] timestamp_urls TSAs to *sig.  With
+ * timestamp_policy = skip a TSA failure leaves the signature as it is, and
+ * the copy is cached so (docs/CONFIG.md). */
+static sg_status serve_timestamp(struct serve *s, const char *rel, unsigned char **sig,
+                                 size_t *siglen)
+{
+	unsigned char *ts = NULL;
+	size_t tslen = 0;
+	sg_status rc;
+
+	rc = sg_timestamp_add(*sig, *siglen, &s->ts_opts, &ts, &tslen);
+	if(!rc) {
+		sg_free(*sig);
+		*sig = ts;
+		*siglen = tslen;
+		return SG_OK;
+	}
+	if(s->cfg->srv_ts.policy == SG_TIMESTAMP_SKIP &&
+	   (rc == SG_ERR_NETWORK || rc == SG_ERR_REMOTE)) {
+		sg_log(SG_LOG_WARN, "%s is signed WITHOUT a timestamp (timestamp_policy = skip): %s",
+		       rel, sg_last_error());
+		sg_clear_error();
+		return SG_OK;
+	}
+	return rc;
+}
+
 /* The signing pass into tmp_fd: digest with a tee, signature, finish. */
 static sg_status serve_make_copy(struct serve *s, sg_file *f, int tmp_fd, const char *rel)
 {
@@ -603,6 +631,8 @@ static sg_status serve_make_copy(struct serve *s, sg_file *f, int tmp_fd, const 
 	else
 		rc = sg_authenticode_sign(s->signer, sg_file_format(f), md, digest, dlen, &s->so,
 		                          &sig, &siglen);
+	if(!rc && s->ts_opts.nurls)
+		rc = serve_timestamp(s, rel, &sig, &siglen);
 	if(!rc)
 		rc = sg_file_write_fd(f, sig, siglen, tmp_fd, 1);
 	sg_free(sig);
@@ -922,6 +952,9 @@ static void serve_signer_id(struct serve *s)
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 	for(size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		EVP_DigestUpdate(ctx, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+	/* Timestamped copies are other copies. */
+	for(size_t i = 0; i < c->srv_ts.nurls; i++)
+		EVP_DigestUpdate(ctx, c->srv_ts.urls[i], strlen(c->srv_ts.urls[i]) + 1);
 	/* A renewed certificate for the same key makes new copies too. */
 	if(s->signer && sg_signer_chain_pem(s->signer, &pem) == SG_OK) {
 		EVP_DigestUpdate(ctx, pem, strlen(pem));
@@ -1027,6 +1060,8 @@ static int serve_setup(struct serve *s, sg_config *c)
 		sg_log(SG_LOG_WARN, "custom key: the chain has only the leaf certificate; "
 		       "signatures will not verify against the root alone: give the "
 		       "intermediates in custom_cert");
+	if(c->srv_ts.nurls)
+		sg_config_timestamp_opts(&c->srv_ts, &s->ts_opts);
 	s->so.program_name = c->prog_name;
 	s->so.url = c->prog_url;
 	serve_signer_id(s);
@@ -1115,6 +1150,11 @@ int sg_serve_main(int argc, char **argv)
 	       c->srv_threads, how, sg_md_name(c->md), c->srv_cache, serve_cache_count(s.cache),
 	       c->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
 	       s.use_openat2 ? "openat2(RESOLVE_BENEATH)" : "O_NOFOLLOW (no symbolic links)");
+	if(c->srv_ts.nurls)
+		sg_log(SG_LOG_INFO, "signed copies are timestamped by %s%s; if no TSA answers: %s",
+		       c->srv_ts.urls[0], c->srv_ts.nurls > 1 ? " (and fallbacks)" : "",
+		       c->srv_ts.policy == SG_TIMESTAMP_SKIP ? "sign without (timestamp_policy = "
+		       "skip)" : "on_sign_failure applies (timestamp_policy = fail)");
 	printf("listening on %s\n", where);
 	fflush(stdout);
 	sig = sg_httpd_wait_signal();

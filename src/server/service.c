@@ -55,6 +55,7 @@ typedef struct svc {
 	size_t nclients;
 	FILE *sign_log;
 	pthread_mutex_t sign_log_lock;
+	sg_tsa_opts ts_opts;         /* [service] timestamp_*; nurls 0: none */
 	const svc_key *tsa;          /* [service] tsa_key, or NULL: no /tsa */
 	sg_tsa_policy tsa_policy;
 } svc;
@@ -217,6 +218,41 @@ static void svc_log_signature(svc *s, const char *rid, const char *client,
 	json_decref(j);
 }
 
+/* Adds a timestamp from the [service] timestamp_urls TSAs to *sig, if
+ * any are set.  0: go on (*stamped says whether it has one); -1: the
+ * request was refused (503, policy fail). */
+static int svc_timestamp(svc *s, struct evhttp_request *req, const svc_client *cl,
+                         const char *peer, const char *key, unsigned char **sig,
+                         size_t *siglen, int *stamped)
+{
+	unsigned char *ts = NULL;
+	size_t tslen = 0;
+	char msg[600];
+	sg_status rc;
+
+	*stamped = 0;
+	if(!s->ts_opts.nurls)
+		return 0;
+	rc = sg_timestamp_add(*sig, *siglen, &s->ts_opts, &ts, &tslen);
+	if(!rc) {
+		free(*sig);
+		*sig = ts;
+		*siglen = tslen;
+		*stamped = 1;
+		return 0;
+	}
+	if(s->cfg->svc_ts.policy == SG_TIMESTAMP_SKIP &&
+	   (rc == SG_ERR_NETWORK || rc == SG_ERR_REMOTE)) {
+		sg_log(SG_LOG_WARN, "key %s: signature returned WITHOUT a timestamp "
+		       "(timestamp_policy = skip): %s", key, sg_last_error());
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "timestamping failed, no signature returned: %s",
+	         sg_last_error());
+	svc_refuse(req, peer, cl->cfg->name, 503, msg);
+	return -1;
+}
+
 static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
                      const char *peer)
 {
@@ -230,6 +266,7 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	json_t *body = NULL, *ans;
 	size_t siglen = 0;
 	size_t dlen = 0;
+	int stamped = 0;
 	int bad = 0;
 	sg_md md;
 	sg_status rc;
@@ -331,6 +368,8 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 		svc_refuse(req, peer, cl->cfg->name, code, msg);
 		goto out;
 	}
+	if(svc_timestamp(s, req, cl, peer, key, &sig, &siglen, &stamped))
+		goto out;
 	RAND_bytes(rnd, sizeof(rnd));
 	sg_hex(rnd, sizeof(rnd), rid);
 	sg_hex(digest, sg_md_size(md), dhex);
@@ -341,8 +380,9 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	}
 	EVP_EncodeBlock(b64, sig, (int)siglen);
 	svc_log_signature(s, rid, cl->cfg->name, key, file, md, dhex);
-	ans = json_pack("{s:s,s:s,s:s,s:s}", "request_id", rid, "key", key,
-	                "digest_algorithm", sg_md_name(md), "signature", (char *)b64);
+	ans = json_pack("{s:s,s:s,s:s,s:s,s:b}", "request_id", rid, "key", key,
+	                "digest_algorithm", sg_md_name(md), "signature", (char *)b64,
+	                "timestamped", stamped);
 	svc_reply_json(req, 200, ans);
 	json_decref(ans);
 out:
@@ -738,6 +778,13 @@ int sg_service_main(int argc, char **argv)
 		rc = svc_open_tsa(&s);
 	if(rc)
 		goto fail;
+	if(s.cfg->svc_ts.nurls) {
+		sg_config_timestamp_opts(&s.cfg->svc_ts, &s.ts_opts);
+		sg_log(SG_LOG_INFO, "signatures are timestamped by %s%s; if no TSA answers: %s",
+		       s.cfg->svc_ts.urls[0], s.cfg->svc_ts.nurls > 1 ? " (and fallbacks)" : "",
+		       s.cfg->svc_ts.policy == SG_TIMESTAMP_SKIP ? "return them without "
+		       "(timestamp_policy = skip)" : "refuse with 503 (timestamp_policy = fail)");
+	}
 	sg_httpd_opts ho = {
 		.listen = listen, .tls = tls, .threads = s.cfg->svc_threads,
 		.max_body = s.cfg->svc_max_body, .timeout = 30,
