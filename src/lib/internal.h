@@ -57,6 +57,17 @@ void sg_outfile_abort(sg_outfile *o);
  * prefixed with "nothing written to PATH".  Returns the final status. */
 sg_status sg_outfile_end(sg_outfile *o, sg_status rc);
 
+/*
+ * sg_sign_file with a hook that may replace the new signature before it is
+ * nested and written (timestamp.c adds a timestamp there).  The hook sets
+ * *out (malloc'd) or leaves it NULL to keep sig.
+ */
+typedef sg_status (*sg_sig_hook)(void *arg, const unsigned char *sig, size_t siglen,
+                                 unsigned char **out, size_t *outlen);
+sg_status sg_sign_file_ex(const char *in, const char *out, sg_md md, int nest,
+                          sg_signer *s, const sg_sign_opts *opts,
+                          sg_sig_hook hook, void *arg);
+
 /* Writes all of buf at offset off; 0 or an errno-style failure status. */
 sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 sg_status sg_write_all(int fd, const void *buf, size_t len);

@@ -10,11 +10,12 @@
 #include "authenticode_int.h"
 #include "internal.h"
 
-sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
-                       sg_signer *s, const sg_sign_opts *opts)
+sg_status sg_sign_file_ex(const char *in, const char *out, sg_md md, int nest,
+                          sg_signer *s, const sg_sign_opts *opts,
+                          sg_sig_hook hook, void *arg)
 {
-	unsigned char digest[SG_MAX_MD], *sig = NULL, *old = NULL, *nested = NULL;
-	size_t dlen, siglen = 0, oldlen = 0, nestedlen = 0;
+	unsigned char digest[SG_MAX_MD], *sig = NULL, *old = NULL, *next = NULL;
+	size_t dlen, siglen = 0, oldlen = 0, nextlen = 0;
 	sg_file *f = NULL;
 	sg_outfile o = { .fd = -1 };
 	sg_status rc;
@@ -38,12 +39,21 @@ sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
 	if(!rc)
 		rc = sg_authenticode_sign(s, sg_file_format(f), md, digest, dlen, opts,
 		                          &sig, &siglen);
+	/* The hook (a timestamp) sees the new signature before it is nested. */
+	if(!rc && hook) {
+		rc = hook(arg, sig, siglen, &next, &nextlen);
+		if(!rc && next) {
+			free(sig);
+			sig = next;
+			siglen = nextlen;
+		}
+	}
 	if(!rc && old) {
-		rc = sg_authenticode_nest(old, oldlen, sig, siglen, &nested, &nestedlen);
+		rc = sg_authenticode_nest(old, oldlen, sig, siglen, &next, &nextlen);
 		if(!rc) {
 			free(sig);
-			sig = nested;
-			siglen = nestedlen;
+			sig = next;
+			siglen = nextlen;
 		}
 	}
 	if(!rc)
@@ -54,6 +64,12 @@ out:
 	free(old);
 	sg_file_close(f);
 	return rc;
+}
+
+sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
+                       sg_signer *s, const sg_sign_opts *opts)
+{
+	return sg_sign_file_ex(in, out, md, nest, s, opts, NULL, NULL);
 }
 
 sg_status sg_attach_signature_file(const char *in, const char *sigpath,

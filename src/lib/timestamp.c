@@ -753,85 +753,56 @@ out:
 	return rc;
 }
 
+struct ts_hook {
+	const sg_tsa_opts *tsa;
+	sg_timestamp_policy policy;
+	sg_timestamp_result *res;
+};
+
+/* sg_sign_file_ex's hook: timestamp the new signature, by the policy. */
+static sg_status ts_sign_hook(void *arg, const unsigned char *sig, size_t siglen,
+                              unsigned char **out, size_t *outlen)
+{
+	struct ts_hook *h = arg;
+	int used = -1;
+	sg_status rc;
+
+	rc = ts_add(sig, siglen, h->tsa, out, outlen, &used);
+	if(!rc) {
+		h->res->stamped = 1;
+		h->res->url_index = used;
+	} else if(h->policy == SG_TIMESTAMP_SKIP &&
+	          (rc == SG_ERR_NETWORK || rc == SG_ERR_REMOTE)) {
+		/* Only the TSA's failures are skipped, never our own. */
+		h->res->status = rc;
+		snprintf(h->res->reason, sizeof(h->res->reason), "%s", sg_last_error());
+		sg_clear_error();
+		*out = NULL;
+		rc = SG_OK;
+	}
+	return rc;
+}
+
 sg_status sg_sign_file_timestamped(const char *in, const char *out, sg_md md, int nest,
                                    sg_signer *s, const sg_sign_opts *opts,
                                    const sg_tsa_opts *tsa, sg_timestamp_policy policy,
                                    sg_timestamp_result *res)
 {
-	unsigned char digest[SG_MAX_MD], *sig = NULL, *old = NULL, *stamped = NULL;
-	unsigned char *nested = NULL;
-	size_t dlen, siglen = 0, oldlen = 0, stampedlen = 0, nestedlen = 0;
 	sg_timestamp_result dummy;
-	sg_outfile o = { .fd = -1 };
-	sg_file *f = NULL;
-	int used = -1;
+	struct ts_hook h = { tsa, policy, res ? res : &dummy };
 	sg_status rc;
 
-	if(!res)
-		res = &dummy;
-	memset(res, 0, sizeof(*res));
-	res->url_index = -1;
+	memset(h.res, 0, sizeof(*h.res));
+	h.res->url_index = -1;
 	if(policy != SG_TIMESTAMP_FAIL && policy != SG_TIMESTAMP_SKIP)
 		return sg_fail(SG_ERR_USAGE, "unknown timestamp policy %d", (int)policy);
 	rc = sg_tsa_opts_check(tsa);
 	if(rc)
 		return rc;
-	/* As sg_sign_file (sign.c), with the timestamp between signing and
-	 * nesting. */
-	rc = sg_file_open(in, &f);
-	if(rc)
-		return rc;
-	if(nest) {
-		rc = sg_file_get_signature(f, &old, &oldlen);
-		if(rc == SG_ERR_NOT_SIGNED) {
-			rc = SG_OK;
-			sg_clear_error();
-		}
-		if(rc)
-			goto out;
-	}
-	rc = sg_outfile_open(&o, out);
-	if(rc)
-		goto out;
-	rc = sg_file_digest(f, md, o.fd, digest, &dlen);
-	if(!rc)
-		rc = sg_authenticode_sign(s, sg_file_format(f), md, digest, dlen, opts, &sig,
-		                          &siglen);
-	if(!rc) {
-		rc = ts_add(sig, siglen, tsa, &stamped, &stampedlen, &used);
-		if(!rc) {
-			free(sig);
-			sig = stamped;
-			siglen = stampedlen;
-			res->stamped = 1;
-			res->url_index = used;
-		} else if(policy == SG_TIMESTAMP_SKIP &&
-		          (rc == SG_ERR_NETWORK || rc == SG_ERR_REMOTE)) {
-			/* Only the TSA's failures are skipped, never our own. */
-			res->status = rc;
-			snprintf(res->reason, sizeof(res->reason), "%s", sg_last_error());
-			sg_clear_error();
-			rc = SG_OK;
-		}
-	}
-	if(!rc && old) {
-		rc = sg_authenticode_nest(old, oldlen, sig, siglen, &nested, &nestedlen);
-		if(!rc) {
-			free(sig);
-			sig = nested;
-			siglen = nestedlen;
-		}
-	}
-	if(!rc)
-		rc = sg_file_write_fd(f, sig, siglen, o.fd, 1);
-	rc = sg_outfile_end(&o, rc);
+	rc = sg_sign_file_ex(in, out, md, nest, s, opts, ts_sign_hook, &h);
 	if(rc) {
-		res->stamped = 0;
-		res->url_index = -1;
+		h.res->stamped = 0;
+		h.res->url_index = -1;
 	}
-out:
-	free(sig);
-	free(old);
-	sg_file_close(f);
 	return rc;
 }
