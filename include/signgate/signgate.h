@@ -203,6 +203,28 @@ sg_status sg_authenticode_nest(const unsigned char *outer, size_t outerlen,
 sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
                        sg_signer *s, const sg_sign_opts *opts);
 
+/* The kind of timestamp a signature carries. */
+typedef enum sg_ts_kind {
+	SG_TS_NONE = 0,
+	SG_TS_RFC3161,          /* RFC 3161 token, unauthenticated attribute
+	                           1.3.6.1.4.1.311.3.3.1 */
+	SG_TS_COUNTERSIGNATURE, /* legacy Authenticode countersignature,
+	                           unauthenticated attribute 1.2.840.113549.1.9.6 */
+} sg_ts_kind;
+
+/* Revocation status of a signer's chain.  "Unknown" (no CRL, or one that
+ * cannot be fetched or is out of date) does not make a signature invalid,
+ * as Windows treats an offline revocation check by default. */
+typedef enum sg_revocation {
+	SG_REV_UNKNOWN = 0,
+	SG_REV_GOOD,            /* every certificate checked, none revoked */
+	SG_REV_REVOKED,
+} sg_revocation;
+
+/* "rfc3161", "countersignature", "none"; "not revoked", "revoked", "unknown". */
+const char *sg_ts_kind_name(sg_ts_kind k);
+const char *sg_revocation_name(sg_revocation r);
+
 /* One signature's verdict. */
 typedef struct sg_sig_report {
 	int index;              /* 0, 1, ...: every signature, in file order */
@@ -217,18 +239,41 @@ typedef struct sg_sig_report {
 	char file_digest[2 * SG_MAX_MD + 1];    /* hex, recomputed */
 	int digest_ok, signature_ok, chain_ok, eku_ok;
 	char program_name[128];
+	/* The timestamp: the first RFC 3161 token or countersignature found. */
+	sg_ts_kind ts_kind;
+	int ts_ok;              /* token signature, imprint, TSA chain and EKU */
+	int64_t ts_time;        /* its time (Unix seconds); 0 if none */
+	char ts_signer[256];    /* subject of the TSA's certificate */
+	/* Certificates were checked as valid at this time (Unix seconds): the
+	 * timestamp's when it is valid, else now or the caller's at_time. */
+	int64_t checked_at;
+	sg_revocation revocation;
+	char revocation_detail[512]; /* which certificate, which CRL, why */
 } sg_sig_report;
 
 typedef struct sg_verify_opts {
-	const char *ca_file;    /* trusted roots (PEM); NULL: system store */
-	int64_t at_time;        /* check validity at this Unix time; 0: now */
+	const char *ca_file;    /* trusted roots (PEM), each one an anchor even if
+	                           not self-signed; NULL: system store */
+	int64_t at_time;        /* check validity at this Unix time; 0: now.  A
+	                           valid timestamp's time comes first. */
+	const char *tsa_ca_file; /* roots for timestamp chains; NULL: as ca_file */
+	const char *const *crl_files; /* CRLs (PEM or DER), n_crl_files of them */
+	size_t n_crl_files;
+	int fetch_crl;          /* fetch missing CRLs from the certificates' CRL
+	                           distribution points (http:// or https://, by
+	                           libcurl, which honours http_proxy/no_proxy) */
 } sg_verify_opts;
 
 /*
- * Verifies every signature of f (primary and nested).  Fills up to max
- * reports, sets *n to the number of signatures found.  Returns SG_OK if all
- * are valid, SG_ERR_VERIFY if any is not, SG_ERR_NOT_SIGNED, or an error
- * that stopped verification (malformed file, I/O).
+ * Verifies every signature of f (primary and nested), as Windows'
+ * WinVerifyTrust decides: digest, signature, chain to a trusted root,
+ * code-signing EKU, the timestamp (RFC 3161 or countersignature: its
+ * signature, imprint, TSA chain and timeStamping EKU), certificate
+ * validity at the timestamp's time when there is a valid one (else at
+ * at_time or now), and revocation by CRL.  Fills up to max reports, sets
+ * *n to the number of signatures found.  Returns SG_OK if all are valid,
+ * SG_ERR_VERIFY if any is not, SG_ERR_NOT_SIGNED, or an error that stopped
+ * verification (malformed file, I/O, an unreadable CRL file).
  */
 sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
                          sg_sig_report *reps, size_t max, size_t *n);
