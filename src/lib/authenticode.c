@@ -162,6 +162,9 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 	if(opts && opts->program_name && *opts->program_name) {
 		/* Stored as a UTF-16 BMPString, as signtool does. */
 		opus->programName = SpcString_new();
+		/* Choose the CHOICE arm first, so that freeing frees its value. */
+		if(opus->programName)
+			opus->programName->type = 0;
 		if(!opus->programName ||
 		   !(opus->programName->value.unicode = ASN1_BMPSTRING_new()) ||
 		   ASN1_mbstring_copy(&opus->programName->value.unicode,
@@ -177,6 +180,8 @@ static sg_status ac_opus_info(PKCS7_SIGNER_INFO *si, const sg_sign_opts *opts)
 	}
 	if(opts && opts->url && *opts->url) {
 		opus->moreInfo = SpcLink_new();
+		if(opus->moreInfo)
+			opus->moreInfo->type = 0;
 		if(!opus->moreInfo || !(opus->moreInfo->value.url = ASN1_IA5STRING_new()) ||
 		   !ASN1_STRING_set(opus->moreInfo->value.url, opts->url, -1)) {
 			rc = sg_fail_ossl(SG_ERR_NOMEM, "cannot build SpcSpOpusInfo");

@@ -221,7 +221,7 @@ static const char *crl_fetch(sg_crl_set *cs, const char *url)
 	if(b.too_big)
 		snprintf(t->err, sizeof(t->err), "%s: more than %u bytes", url, CRL_FILE_MAX);
 	else if(cc != CURLE_OK)
-		snprintf(t->err, sizeof(t->err), "%s: %s", url,
+		snprintf(t->err, sizeof(t->err), "%.80s: %.110s", url,
 		         errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	else if(http != 200)
 		snprintf(t->err, sizeof(t->err), "%s: HTTP %ld", url, http);

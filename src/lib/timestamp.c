@@ -244,7 +244,7 @@ static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_
                          struct ts_reply *rep)
 {
 	static const char *const lines[] = { "Content-Type: application/timestamp-query",
-	                                     "Accept: " TS_REPLY_TYPE, "Expect:" };
+	                                     ("Accept: " TS_REPLY_TYPE), "Expect:" };
 	struct curl_slist *hdrs = NULL, *h;
 	long timeout = o->timeout ? o->timeout : 30;
 	long ctimeout = o->connect_timeout ? o->connect_timeout : 10;
