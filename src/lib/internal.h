@@ -68,6 +68,16 @@ sg_status sg_sign_file_ex(const char *in, const char *out, sg_md md, int nest,
                           sg_signer *s, const sg_sign_opts *opts,
                           sg_sig_hook hook, void *arg);
 
+/* A body received by libcurl, at most max bytes (too_big set past that),
+ * always followed by a NUL.  Free p. */
+typedef struct sg_capbuf {
+	unsigned char *p;
+	size_t len, cap, max;
+	int too_big;
+} sg_capbuf;
+/* CURLOPT_WRITEFUNCTION for an sg_capbuf (CURLOPT_WRITEDATA). */
+size_t sg_capbuf_write(char *data, size_t size, size_t nmemb, void *arg);
+
 /* Writes all of buf at offset off; 0 or an errno-style failure status. */
 sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 sg_status sg_write_all(int fd, const void *buf, size_t len);

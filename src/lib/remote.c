@@ -46,20 +46,13 @@ struct sg_remote {
 	int retries;
 };
 
-/* The body of one answer, with a ceiling. */
-struct remote_buf {
-	unsigned char *p;
-	size_t len, cap;
-	int too_big;
-};
-
 /* What one attempt gave. */
 struct remote_reply {
 	CURLcode cc;
 	long http;
 	char ctype[128];
 	char errbuf[CURL_ERROR_SIZE];
-	struct remote_buf body;
+	sg_capbuf body;
 };
 
 static pthread_once_t remote_once = PTHREAD_ONCE_INIT;
@@ -317,32 +310,6 @@ out:
 	return rc;
 }
 
-static size_t remote_write_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct remote_buf *b = arg;
-	size_t n = size * nmemb;
-
-	if(n > REMOTE_MAX_ANSWER - b->len) {
-		b->too_big = 1;
-		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
-	}
-	if(b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		unsigned char *p;
-		while(cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if(!p)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
 /* One POST of body to url (a GET when body is NULL).  Fills rep; the
  * caller frees rep->body.p.  Returns non-zero only when the request could
  * not even be set up. */
@@ -355,6 +322,7 @@ static sg_status remote_post(const sg_remote *r, const char *url, const char *bo
 	sg_status rc = SG_OK;
 
 	memset(rep, 0, sizeof(*rep));
+	rep->body.max = REMOTE_MAX_ANSWER;
 	c = curl_easy_init();
 	if(!c)
 		return sg_fail(SG_ERR_NOMEM, "cannot create a curl handle");
@@ -394,7 +362,7 @@ static sg_status remote_post(const sg_remote *r, const char *url, const char *bo
 	curl_easy_setopt(c, CURLOPT_PROXY, r->proxy ? r->proxy : "");
 	if(r->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, remote_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep->body);
 	rep->cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rep->http);

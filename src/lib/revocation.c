@@ -147,43 +147,12 @@ void sg_crl_set_free(sg_crl_set *cs)
 
 /* ---------------------------------------------------------------- fetching */
 
-struct crl_buf {
-	unsigned char *p;
-	size_t len, cap;
-	int too_big;
-};
-
-static size_t crl_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct crl_buf *b = arg;
-	size_t n = size * nmemb;
-
-	if(n > CRL_FILE_MAX - b->len) {
-		b->too_big = 1;
-		return 0;
-	}
-	if(b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		unsigned char *q;
-		while(cap < b->len + n)
-			cap *= 2;
-		q = realloc(b->p, cap);
-		if(!q)
-			return 0;
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, ptr, n);
-	b->len += n;
-	return n;
-}
-
 /* GETs url once per verification; what it gives joins cs->crls.  Returns
  * the error text of this URL's attempt ("" if it gave CRLs). */
 static const char *crl_fetch(sg_crl_set *cs, const char *url)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct crl_buf b = { 0 };
+	sg_capbuf b = { .max = CRL_FILE_MAX };
 	struct crl_tried *t;
 	CURL *c = NULL;
 	CURLcode cc;
@@ -214,7 +183,7 @@ static const char *crl_fetch(sg_crl_set *cs, const char *url)
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CRL_FILE_MAX);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "signgate/" SG_VERSION);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, crl_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);

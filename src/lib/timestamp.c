@@ -51,20 +51,13 @@
 #define TS_BACKOFF_MAX_MS 5000
 #define TS_REPLY_TYPE "application/timestamp-reply"
 
-/* The body of one answer, with a ceiling. */
-struct ts_buf {
-	unsigned char *p;
-	size_t len, cap;
-	int too_big;
-};
-
 /* What one attempt gave. */
 struct ts_reply {
 	CURLcode cc;
 	long http;
 	char ctype[128];
 	char errbuf[CURL_ERROR_SIZE];
-	struct ts_buf body;
+	sg_capbuf body;
 };
 
 /* One request, as sent; what the answer must match. */
@@ -212,32 +205,6 @@ out:
 
 /* ---------------------------------------------------------------- HTTP */
 
-static size_t ts_write_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct ts_buf *b = arg;
-	size_t n = size * nmemb;
-
-	if(n > TS_MAX_ANSWER - b->len) {
-		b->too_big = 1;
-		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
-	}
-	if(b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		unsigned char *p;
-		while(cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if(!p)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
 /* One POST of the request to url.  Fills rep (the caller frees
  * rep->body.p); non-zero only when the request could not be set up. */
 static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_request *r,
@@ -253,6 +220,7 @@ static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_
 	sg_status rc = SG_OK;
 
 	memset(rep, 0, sizeof(*rep));
+	rep->body.max = TS_MAX_ANSWER;
 	c = curl_easy_init();
 	if(!c)
 		return sg_fail(SG_ERR_NOMEM, "cannot create a curl handle");
@@ -288,7 +256,7 @@ static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_
 		curl_easy_setopt(c, CURLOPT_PROXY, o->proxy);
 	if(o->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ts_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep->body);
 	rep->cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rep->http);

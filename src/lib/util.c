@@ -347,3 +347,29 @@ sg_status sg_outfile_end(sg_outfile *o, sg_status rc)
 	sg_outfile_abort(o);
 	return rc;
 }
+
+size_t sg_capbuf_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	sg_capbuf *b = arg;
+	size_t n = size * nmemb;
+
+	if(n > b->max - b->len) {
+		b->too_big = 1;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	if(b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		unsigned char *p;
+		while(cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if(!p)
+			return 0;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
