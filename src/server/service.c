@@ -185,12 +185,27 @@ static int svc_printable(const char *s, size_t max)
 	return 1;
 }
 
+/* Appends j (taken) as one line of sign_log, on disk before we answer. */
+static void svc_sign_log_append(svc *s, json_t *j)
+{
+	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if(line) {
+		pthread_mutex_lock(&s->sign_log_lock);
+		fprintf(s->sign_log, "%s\n", line);
+		fflush(s->sign_log);
+		fsync(fileno(s->sign_log));
+		pthread_mutex_unlock(&s->sign_log_lock);
+	}
+	free(line);
+	json_decref(j);
+}
+
 static void svc_log_signature(svc *s, const char *rid, const char *client,
                               const char *key, const char *file, sg_md md,
                               const char *hex)
 {
 	json_t *j;
-	char *line;
 	char ts[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -206,16 +221,7 @@ static void svc_log_signature(svc *s, const char *rid, const char *client,
 	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "request_id", rid,
 	              "client", client, "key", key, "file_name", file,
 	              "digest_algorithm", sg_md_name(md), "digest", hex);
-	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if(line) {
-		pthread_mutex_lock(&s->sign_log_lock);
-		fprintf(s->sign_log, "%s\n", line);
-		fflush(s->sign_log);
-		fsync(fileno(s->sign_log));
-		pthread_mutex_unlock(&s->sign_log_lock);
-	}
-	free(line);
-	json_decref(j);
+	svc_sign_log_append(s, j);
 }
 
 /* Adds a timestamp from the [service] timestamp_urls TSAs to *sig, if
@@ -465,7 +471,6 @@ static void svc_log_timestamp(svc *s, const char *peer, const char *client,
 	time_t t = (time_t)ti->gen_time;
 	struct tm tm;
 	json_t *j;
-	char *line;
 
 	if(!ti->granted) {
 		sg_log(SG_LOG_WARN, "timestamp rejected peer=%s client=%s imprint=%s failinfo=%d: %s",
@@ -484,16 +489,7 @@ static void svc_log_timestamp(svc *s, const char *peer, const char *client,
 	              "serial", ti->serial, "client", client ? client : "-", "peer", peer,
 	              "key", s->tsa->cfg->name, "digest_algorithm", ti->imprint_alg,
 	              "digest", ti->imprint);
-	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if(line) {
-		pthread_mutex_lock(&s->sign_log_lock);
-		fprintf(s->sign_log, "%s\n", line);
-		fflush(s->sign_log);
-		fsync(fileno(s->sign_log));
-		pthread_mutex_unlock(&s->sign_log_lock);
-	}
-	free(line);
-	json_decref(j);
+	svc_sign_log_append(s, j);
 }
 
 /* POST /tsa: a DER TimeStampReq in, a DER TimeStampResp out (RFC 3161
