@@ -4,8 +4,10 @@
 #      certificate whose RSA key is generated inside a SoftHSM2 token, and a
 #      TLS certificate for the signing service;
 #   2. sample applications in demo/apps (mingw-w64 builds);
-#   3. the signing service (HTTPS, 127.0.0.1:8443) and the download server
-#      (HTTP, 127.0.0.1:7615), in the foreground;
+#   3. the signing service (HTTPS, 127.0.0.1:8443), a second signgate service
+#      as the RFC 3161 timestamp authority (HTTPS, 127.0.0.1:8444, its key in
+#      the same token), and the download server (HTTP, 127.0.0.1:7615), in
+#      the foreground;
 #   4. one download, verified by signgate and by osslsigncode;
 #   5. a `ready` line, then serving until Ctrl-C.
 # Run twice, it reuses what it made.
@@ -16,6 +18,7 @@ SG=$ROOT/build/signgate
 D=$ROOT/demo
 SVC_PORT=${SVC_PORT:-8443}
 DL_PORT=${DL_PORT:-7615}
+TSA_PORT=${TSA_PORT:-8444}
 mkdir -p "$D"/{apps,cache,logs,secrets,downloads}
 chmod 700 "$D/secrets"
 
@@ -54,13 +57,16 @@ if [[ ! -s $D/secrets/client.token ]]; then
 	chmod 600 "$D/secrets/client.token"
 fi
 
-cat > "$D/signgate.ini" <<INI
+cat > "$D/signgate.ini.new" <<INI
 ; demo configuration, written by scripts/demo.sh (see docs/CONFIG.md)
 [service]
 listen = 127.0.0.1:$SVC_PORT
 tls_cert = $D/pki/tls.pem
 tls_key = $D/pki/tls.key
 sign_log = $D/logs/signatures.jsonl
+
+timestamp_urls = https://127.0.0.1:$TSA_PORT/tsa
+timestamp_ca = $D/pki/root-ca.pem
 
 [key codesign]
 uri = pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$D/pki/pin.txt
@@ -81,6 +87,29 @@ service_token = file:$D/secrets/client.token
 service_key = codesign
 program_name = signgate demo
 program_url = https://localhost/
+INI
+
+# Signed copies made under other settings (another key, no timestamps) are
+# not what this configuration would make: start the cache afresh.
+if ! cmp -s "$D/signgate.ini.new" "$D/signgate.ini"; then
+	rm -rf "$D/cache" && mkdir -p "$D/cache"
+fi
+mv "$D/signgate.ini.new" "$D/signgate.ini"
+
+# The timestamp authority: another signgate service, with the token's
+# timestamping key (a separate process, so that signing requests waiting for
+# a timestamp never wait on themselves).
+cat > "$D/tsa.ini" <<INI
+; demo TSA, written by scripts/demo.sh (see docs/CONFIG.md, tsa_key)
+[service]
+listen = 127.0.0.1:$TSA_PORT
+tls_cert = $D/pki/tls.pem
+tls_key = $D/pki/tls.key
+tsa_key = tsa
+
+[key tsa]
+uri = pkcs11:token=signgate;object=tsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$D/pki/pin.txt
+cert = $D/pki/tsa.pem
 INI
 
 pids=()
@@ -106,6 +135,8 @@ start() {
 	say "$name did not start in 10 s:"; tail -5 "$out" >&2; exit 1
 }
 
+say "starting the timestamp authority on https://127.0.0.1:$TSA_PORT/tsa"
+start "timestamp authority" "$D/logs/tsa.log" "$SG" service --config "$D/tsa.ini"
 say "starting the signing service on https://127.0.0.1:$SVC_PORT"
 start "signing service" "$D/logs/service.log" "$SG" service --config "$D/signgate.ini"
 say "starting the download server on http://127.0.0.1:$DL_PORT"
@@ -116,9 +147,9 @@ curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.
 say "verifying with signgate"
 "$SG" verify --ca "$D/pki/root-ca.pem" "$D/downloads/hello.exe" | sed 's/^/  /'
 say "verifying with osslsigncode"
-osslsigncode verify -CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > "$D/logs/osslsigncode.txt" 2>&1 \
+osslsigncode verify -CAfile "$D/pki/root-ca.pem" -TSA-CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > "$D/logs/osslsigncode.txt" 2>&1 \
 	|| { cat "$D/logs/osslsigncode.txt"; say "osslsigncode rejected the download"; exit 1; }
-grep -E '^(Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
+grep -E '^(Signature verification|Timestamp Server Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
 
 echo
 say "sign your own file with the demo's HSM key:"
