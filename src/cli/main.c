@@ -17,7 +17,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "sign", cmd_sign, "sign a file with a key in a PKCS#11 token or a key file" },
-	{ "verify", cmd_verify, "check a file's signatures: digest, signature, chain, EKU" },
+	{ "verify", cmd_verify, "check a file's signatures as Windows does: digest, signature, chain, EKU, timestamp, revocation" },
 	{ "hash", cmd_hash, "print a file's Authenticode digest" },
 	{ "extract-signature", cmd_extract, "write a file's signature (DER PKCS#7) to a file" },
 	{ "attach-signature", cmd_attach, "embed a detached signature in a file" },
