@@ -455,4 +455,37 @@ s=0; sgv --ca "$PKI/other-root.pem" -q "$W/a-hello64.exe.osts" || s=$?
 o=0; osslsigncode verify -CAfile "$PKI/other-root.pem" -TSA-CAfile "$PKI/root-ca.pem" -in "$W/a-hello64.exe.osts" >/dev/null 2>&1 || o=$?
 [[ $s == 1 && $o == 1 ]] && ok "agree wrong root" || bad "wrong root: signgate $s, osslsigncode $o"
 
+# ------------------------------------------------------------------ expiry at the service
+# A signing key whose certificate expires within 30 days: the service says so
+# in its log at start and in GET /v1/keys.
+SVCPORT=$(free_port)
+openssl rand -hex 24 | tr -d '\n' > "$W/svc-token"; chmod 600 "$W/svc-token"
+cat > "$W/expiry.ini" <<INI
+[log]
+file = $W/expiry.log
+[service]
+listen = 127.0.0.1:$SVCPORT
+tls_cert = $PKI/tls.pem
+tls_key = $PKI/tls.key
+[key short]
+uri = $W/short.key
+cert = $W/short-chain.pem
+[key long]
+uri = $PKI/soft.key
+cert = $PKI/codesign-soft.pem
+[client c]
+token = file:$W/svc-token
+keys = short, long
+INI
+"$SIGNGATE" service --config "$W/expiry.ini" > "$W/expiry.out" 2>&1 &
+SVCPID=$!
+for _ in $(seq 100); do grep -q '^listening' "$W/expiry.out" && break; sleep 0.1; done
+grep -q 'key short: certificate expires in 0 days' "$W/expiry.log" \
+	&& ok "service logs a certificate expiring within 30 days" || bad "no expiry warning: $(cat "$W/expiry.log")"
+grep -q 'key long: certificate expires' "$W/expiry.log" && bad "warned about a key with years left" || ok "no warning for a key with years left"
+keys=$(curl -s --cacert "$PKI/root-ca.pem" -H "Authorization: Bearer $(cat "$W/svc-token")" "https://127.0.0.1:$SVCPORT/v1/keys")
+python3 -c 'import json,sys; k={x["name"]:x["expires_soon"] for x in json.loads(sys.argv[1])["keys"]}; sys.exit(0 if k=={"short":True,"long":False} else 1)' "$keys" \
+	&& ok "/v1/keys: expires_soon true for the short-lived key only" || bad "/v1/keys: $keys"
+kill $SVCPID; wait $SVCPID 2>/dev/null
+
 summary
