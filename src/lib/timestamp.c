@@ -452,6 +452,16 @@ static sg_status ts_parse_reply(const struct ts_reply *rep, const struct ts_requ
 		             "the one sent (a replayed answer?)" : "carries no nonce, though one was sent");
 		goto out;
 	}
+	/* We asked for the TSA's certificate (certReq): a token without it
+	 * could not be checked by any verifier. */
+	{
+		PKCS7 *t = TS_RESP_get_token(resp);
+		if(!PKCS7_type_is_signed(t) || sk_X509_num(t->d.sign->cert) == 0) {
+			rc = sg_fail(SG_ERR_REMOTE, "its timestamp token carries no certificate, "
+			             "though the request asked for the TSA's (certReq)");
+			goto out;
+		}
+	}
 	if(ts_token_span(rep->body.p, (long)rep->body.len, &span, &spanlen)) {
 		*tok = malloc((size_t)spanlen);
 		if(!*tok) {
