@@ -28,6 +28,7 @@ int cmd_extract(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
 int cmd_timestamp(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* The --timestamp options of sign and timestamp (cmd_timestamp.c).  Put
  * CLI_TIMESTAMP_OPTIONS in the getopt_long table and hand those option

@@ -23,6 +23,7 @@ static const struct {
 	{ "attach-signature", cmd_attach, "embed a detached signature in a file" },
 	{ "remove-signature", cmd_remove, "write a file without its signature" },
 	{ "timestamp", cmd_timestamp, "add an RFC 3161 timestamp to a signed file" },
+	{ "audit", cmd_audit, "check the signing service's audit log (audit verify FILE)" },
 	{ "service", sg_service_main, "run the signing service (HTTPS, keys in an HSM)" },
 	{ "serve", sg_serve_main, "run the download server (signs files as they are downloaded)" },
 };

@@ -41,7 +41,8 @@ static const struct cfg_item items[] = {
 	{ "service", "listen", T_STR, C(svc_listen), 0, 0 },
 	{ "service", "tls_cert", T_STR, C(svc_tls_cert), 0, 0 },
 	{ "service", "tls_key", T_STR, C(svc_tls_key), 0, 0 },
-	{ "service", "sign_log", T_STR, C(svc_sign_log), 0, 0 },
+	{ "service", "audit_log", T_STR, C(svc_audit_log), 0, 0 },
+	{ "service", "sign_log", T_STR, C(svc_audit_log), 0, 0 },   /* old name of audit_log */
 	{ "service", "max_body", T_SIZE, C(svc_max_body), 256, 1 << 24 },
 	{ "service", "threads", T_INT, C(svc_threads), 1, 256 },
 	{ "service", "timestamp_urls", T_STR, C(svc_ts.urls_text), 0, 0 },
@@ -128,7 +129,8 @@ static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
 	case T_STR: {
 		char **dst = (char **)((char *)base + it->off);
 		if(*dst)
-			return cfg_err(p, "'%s' given twice", name);
+			return cfg_err(p, it->off == C(svc_audit_log) ? "'%s' given twice (sign_log is "
+			               "the old name of audit_log)" : "'%s' given twice", name);
 		if(!(*dst = strdup(value)))
 			return cfg_err(p, "out of memory");
 		return 1;
@@ -242,6 +244,8 @@ static int cfg_handler(void *user, const char *section, const char *name,
 	}
 	if(!name) /* a section header with no keys yet (inih >= 51 may call this) */
 		return 1;
+	if(!strcmp(kind, "service") && !strcmp(name, "sign_log"))
+		c->svc_audit_log_old_name = 1;
 	for(size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++)
 		if(!strcmp(items[i].section, kind) && !strcmp(items[i].name, name))
 			return cfg_set(p, &items[i], base, name, value);
@@ -426,7 +430,7 @@ void sg_config_free(sg_config *c)
 	cfg_free_timestamp(&c->svc_ts);
 	cfg_free_timestamp(&c->srv_ts);
 	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
-	                  &c->svc_sign_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
+	                  &c->svc_audit_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
 	                  &c->svc_token, &c->svc_key, &c->svc_proxy,
 	                  &c->svc_tsa_key, &c->svc_tsa_policy };

@@ -55,7 +55,8 @@ typedef struct sg_config {
 	/* [service] */
 	char *svc_listen;      /* host:port */
 	char *svc_tls_cert, *svc_tls_key;
-	char *svc_sign_log;    /* JSON line per signature */
+	char *svc_audit_log;   /* the audit log (audit.h); NULL: none */
+	int svc_audit_log_old_name;   /* it was given as sign_log (deprecated) */
 	size_t svc_max_body;
 	int svc_threads;
 	sg_cfg_key keys[SG_CFG_MAX_KEYS];

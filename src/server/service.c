@@ -28,6 +28,7 @@
 
 #include "../lib/internal.h"
 #include "../lib/tsa.h"
+#include "audit.h"
 #include "config.h"
 #include "httpd.h"
 #include "log.h"
@@ -47,14 +48,24 @@ typedef struct svc_client {
 	unsigned char token_hash[TOKEN_HASH_LEN];
 } svc_client;
 
+/* What the audit log says about one request to /v1/sign or /tsa, filled
+ * in as the request is read.  kind NULL: another path, not audited. */
+typedef struct svc_rec {
+	const char *kind;            /* "sign", "timestamp" or NULL */
+	const char *peer;
+	const char *client;          /* NULL: not (yet) authenticated */
+	const char *key, *file_name, *digest_algorithm, *digest;
+	const char *serial;          /* a timestamp's serial number */
+	char request_id[17];
+} svc_rec;
+
 typedef struct svc {
 	sg_config *cfg;
 	svc_key keys[SG_CFG_MAX_KEYS];
 	size_t nkeys;
 	svc_client clients[SG_CFG_MAX_CLIENTS];
 	size_t nclients;
-	FILE *sign_log;
-	pthread_mutex_t sign_log_lock;
+	sg_audit *audit;             /* [service] audit_log, or NULL */
 	sg_tsa_opts ts_opts;         /* [service] timestamp_*; nurls 0: none */
 	const svc_key *tsa;          /* [service] tsa_key, or NULL: no /tsa */
 	sg_tsa_policy tsa_policy;
@@ -148,14 +159,66 @@ static const char *svc_peer(struct evhttp_request *req, char *buf, size_t len)
 	return buf;
 }
 
-static void svc_refuse(struct evhttp_request *req, const char *peer,
-                       const char *client, int code, const char *msg)
+static void svc_request_id(char out[17])
+{
+	unsigned char rnd[8] = { 0 };
+
+	RAND_bytes(rnd, sizeof(rnd));
+	sg_hex(rnd, sizeof(rnd), out);
+}
+
+/* Appends the audit record of r: result "granted" or "refused", the HTTP
+ * status, and for a refusal its reason (never a secret).  0, or -1 if it
+ * could not be written (logged); then nothing may be granted.  No
+ * audit_log: 0. */
+static int svc_audit(svc *s, const svc_rec *r, const char *result, int status,
+                     const char *reason)
+{
+	json_t *j;
+	int bad;
+	sg_status rc;
+
+	if(!s->audit)
+		return 0;
+	j = json_object();
+	bad = !j;
+	if(j) {
+		bad |= json_object_set_new(j, "request_id", json_string(r->request_id));
+		bad |= json_object_set_new(j, "kind", json_string(r->kind));
+		bad |= json_object_set_new(j, "peer", sg_audit_str(r->peer));
+		bad |= json_object_set_new(j, "client", sg_audit_str(r->client));
+		bad |= json_object_set_new(j, "key", sg_audit_str(r->key));
+		bad |= json_object_set_new(j, "file_name", sg_audit_str(r->file_name));
+		bad |= json_object_set_new(j, "digest_algorithm", sg_audit_str(r->digest_algorithm));
+		bad |= json_object_set_new(j, "digest", sg_audit_str(r->digest));
+		bad |= json_object_set_new(j, "result", json_string(result));
+		bad |= json_object_set_new(j, "status", json_integer(status));
+		bad |= json_object_set_new(j, "reason", sg_audit_str(reason));
+		if(!strcmp(r->kind, "timestamp"))
+			bad |= json_object_set_new(j, "serial", sg_audit_str(r->serial));
+	}
+	rc = bad ? sg_fail(SG_ERR_NOMEM, "out of memory") : sg_audit_append(s->audit, j, NULL);
+	json_decref(j);
+	if(rc) {
+		sg_log(SG_LOG_ERROR, "audit record of request %s (%s, %s) NOT written: %s",
+		       r->request_id, r->kind, result, sg_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+/* Refuses the request: a log line, an audit record if it is a signing
+ * or timestamp request (r->kind), then the JSON error. */
+static void svc_refuse(svc *s, struct evhttp_request *req, const svc_rec *r, int code,
+                       const char *msg)
 {
 	char quri[300], qmsg[600];
 	sg_log(code >= 500 ? SG_LOG_ERROR : SG_LOG_WARN, "refused %s %s from %s (client %s): %d %s",
 	       evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
-	       sg_log_quote(evhttp_request_get_uri(req), quri, sizeof(quri)), peer,
-	       client ? client : "-", code, sg_log_quote(msg, qmsg, sizeof(qmsg)));
+	       sg_log_quote(evhttp_request_get_uri(req), quri, sizeof(quri)), r->peer,
+	       r->client ? r->client : "-", code, sg_log_quote(msg, qmsg, sizeof(qmsg)));
+	if(r->kind)
+		svc_audit(s, r, "refused", code, msg);
 	sg_http_error(req, code, msg);
 }
 
@@ -185,50 +248,26 @@ static int svc_printable(const char *s, size_t max)
 	return 1;
 }
 
-/* Appends j (taken) as one line of sign_log, on disk before we answer. */
-static void svc_sign_log_append(svc *s, json_t *j)
+/* A signature is granted: its audit record on disk first, then a log
+ * line.  0, or -1 if the record could not be written (no signature may
+ * then be returned). */
+static int svc_log_signature(svc *s, const svc_rec *r)
 {
-	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	if(line) {
-		pthread_mutex_lock(&s->sign_log_lock);
-		fprintf(s->sign_log, "%s\n", line);
-		fflush(s->sign_log);
-		fsync(fileno(s->sign_log));
-		pthread_mutex_unlock(&s->sign_log_lock);
-	}
-	free(line);
-	json_decref(j);
-}
-
-static void svc_log_signature(svc *s, const char *rid, const char *client,
-                              const char *key, const char *file, sg_md md,
-                              const char *hex)
-{
-	json_t *j;
-	char ts[32];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	char qfile[600], qkey[300];
+
+	if(svc_audit(s, r, "granted", 200, NULL))
+		return -1;
 	sg_log(SG_LOG_INFO, "signed request=%s client=%s key=%s file=%s %s=%s",
-	       rid, client, sg_log_quote(key, qkey, sizeof(qkey)),
-	       sg_log_quote(file, qfile, sizeof(qfile)), sg_md_name(md), hex);
-	if(!s->sign_log)
-		return;
-	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "request_id", rid,
-	              "client", client, "key", key, "file_name", file,
-	              "digest_algorithm", sg_md_name(md), "digest", hex);
-	svc_sign_log_append(s, j);
+	       r->request_id, r->client, sg_log_quote(r->key, qkey, sizeof(qkey)),
+	       sg_log_quote(r->file_name, qfile, sizeof(qfile)), r->digest_algorithm, r->digest);
+	return 0;
 }
 
 /* Adds a timestamp from the [service] timestamp_urls TSAs to *sig, if
  * any are set.  0: go on (*stamped says whether it has one); -1: the
  * request was refused (503, policy fail). */
-static int svc_timestamp(svc *s, struct evhttp_request *req, const svc_client *cl,
-                         const char *peer, const char *key, unsigned char **sig,
+static int svc_timestamp(svc *s, struct evhttp_request *req, const svc_rec *r,
+                         const char *key, unsigned char **sig,
                          size_t *siglen, int *stamped)
 {
 	unsigned char *ts = NULL;
@@ -255,18 +294,18 @@ static int svc_timestamp(svc *s, struct evhttp_request *req, const svc_client *c
 	}
 	snprintf(msg, sizeof(msg), "timestamping failed, no signature returned: %s",
 	         sg_last_error());
-	svc_refuse(req, peer, cl->cfg->name, 503, msg);
+	svc_refuse(s, req, r, 503, msg);
 	return -1;
 }
 
 static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
-                     const char *peer)
+                     svc_rec *r)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *key, *alg, *hex, *file, *fmt, *pname, *purl;
-	unsigned char digest[SG_MAX_MD], rnd[8], *sig = NULL, *b64 = NULL;
-	char rid[17], msg[300], dhex[2 * SG_MAX_MD + 1];
+	unsigned char digest[SG_MAX_MD], *sig = NULL, *b64 = NULL;
+	char msg[300], dhex[2 * SG_MAX_MD + 1];
 	const svc_key *k;
 	json_error_t jerr;
 	json_t *body = NULL, *ans;
@@ -278,7 +317,7 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	sg_status rc;
 
 	if(len > s->cfg->svc_max_body) {
-		svc_refuse(req, peer, cl->cfg->name, 413, "request body too large");
+		svc_refuse(s, req, r, 413, "request body too large");
 		return;
 	}
 	body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
@@ -286,9 +325,14 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	if(!body || !json_is_object(body)) {
 		snprintf(msg, sizeof(msg), "body is not a JSON object: %s",
 		         body ? "wrong type" : jerr.text);
-		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		svc_refuse(s, req, r, 400, msg);
 		goto out;
 	}
+	/* The audit record names what was asked for, valid or not. */
+	r->key = json_string_value(json_object_get(body, "key"));
+	r->file_name = json_string_value(json_object_get(body, "file_name"));
+	r->digest_algorithm = json_string_value(json_object_get(body, "digest_algorithm"));
+	r->digest = json_string_value(json_object_get(body, "digest"));
 	{
 		/* Unknown fields are refused: a typo must not pass silently. */
 		static const char *const known[] = { "key", "digest_algorithm", "digest",
@@ -304,7 +348,7 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 				char qname[120];
 				snprintf(msg, sizeof(msg), "unknown field %s",
 				         sg_log_quote(name, qname, sizeof(qname)));
-				svc_refuse(req, peer, cl->cfg->name, 400, msg);
+				svc_refuse(s, req, r, 400, msg);
 				goto out;
 			}
 		}
@@ -321,11 +365,11 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	if(bad || missing) {
 		snprintf(msg, sizeof(msg), bad ? "a field has the wrong type (all are strings)"
 		                               : "field '%s' is missing", missing);
-		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		svc_refuse(s, req, r, 400, msg);
 		goto out;
 	}
 	if(sg_md_from_name(alg, &md)) {
-		svc_refuse(req, peer, cl->cfg->name, 400,
+		svc_refuse(s, req, r, 400,
 		           "field 'digest_algorithm' must be sha1, sha256, sha384 or sha512");
 		goto out;
 	}
@@ -334,32 +378,32 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	   dlen != sg_md_size(md)) {
 		snprintf(msg, sizeof(msg),
 		         "field 'digest' must be %zu hex digits for %s", 2 * sg_md_size(md), alg);
-		svc_refuse(req, peer, cl->cfg->name, 400, msg);
+		svc_refuse(s, req, r, 400, msg);
 		goto out;
 	}
 	if(!svc_printable(file, 255)) {
-		svc_refuse(req, peer, cl->cfg->name, 400,
+		svc_refuse(s, req, r, 400,
 		           "field 'file_name' must be 1 to 255 bytes without control characters");
 		goto out;
 	}
 	if(strcmp(fmt, "pe")) {
-		svc_refuse(req, peer, cl->cfg->name, 400, "field 'format' must be 'pe'");
+		svc_refuse(s, req, r, 400, "field 'format' must be 'pe'");
 		goto out;
 	}
 	if((pname && !svc_printable(pname, 1024)) || (purl && !svc_printable(purl, 1024))) {
-		svc_refuse(req, peer, cl->cfg->name, 400,
+		svc_refuse(s, req, r, 400,
 		           "fields 'program_name' and 'program_url' must be 1 to 1024 bytes without control characters");
 		goto out;
 	}
 	k = svc_find_key(s, key);
 	if(!k) {
 		snprintf(msg, sizeof(msg), "no key named '%.100s'", key);
-		svc_refuse(req, peer, cl->cfg->name, 404, msg);
+		svc_refuse(s, req, r, 404, msg);
 		goto out;
 	}
 	if(!svc_client_may(cl, key)) {
 		snprintf(msg, sizeof(msg), "client '%s' may not use key '%.100s'", cl->cfg->name, key);
-		svc_refuse(req, peer, cl->cfg->name, 403, msg);
+		svc_refuse(s, req, r, 403, msg);
 		goto out;
 	}
 
@@ -371,22 +415,26 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 			sg_log(SG_LOG_ERROR, "signing with key %s failed: %s", key, sg_last_error());
 		snprintf(msg, sizeof(msg), code == 400 ? "%.250s" : "signing failed: %.230s",
 		         code == 400 ? sg_last_error() : sg_strerror(rc));
-		svc_refuse(req, peer, cl->cfg->name, code, msg);
+		svc_refuse(s, req, r, code, msg);
 		goto out;
 	}
-	if(svc_timestamp(s, req, cl, peer, key, &sig, &siglen, &stamped))
+	if(svc_timestamp(s, req, r, key, &sig, &siglen, &stamped))
 		goto out;
-	RAND_bytes(rnd, sizeof(rnd));
-	sg_hex(rnd, sizeof(rnd), rid);
 	sg_hex(digest, sg_md_size(md), dhex);
 	b64 = malloc(4 * ((siglen + 2) / 3) + 1);
 	if(!b64) {
-		svc_refuse(req, peer, cl->cfg->name, 503, "out of memory");
+		svc_refuse(s, req, r, 503, "out of memory");
 		goto out;
 	}
 	EVP_EncodeBlock(b64, sig, (int)siglen);
-	svc_log_signature(s, rid, cl->cfg->name, key, file, md, dhex);
-	ans = json_pack("{s:s,s:s,s:s,s:s,s:b}", "request_id", rid, "key", key,
+	r->digest_algorithm = sg_md_name(md);
+	r->digest = dhex;
+	if(svc_log_signature(s, r)) {
+		svc_refuse(s, req, r, 503, "the audit log cannot be written, so no signature is "
+		           "returned; retry later");
+		goto out;
+	}
+	ans = json_pack("{s:s,s:s,s:s,s:s,s:b}", "request_id", r->request_id, "key", key,
 	                "digest_algorithm", sg_md_name(md), "signature", (char *)b64,
 	                "timestamped", stamped);
 	svc_reply_json(req, 200, ans);
@@ -462,40 +510,42 @@ static int svc_is_tsq(struct evhttp_request *req)
 	return *ct == '\0' || *ct == ';';
 }
 
-/* One log line per timestamp, and one JSON line in the signature log:
- * every use of the key in the HSM is on record. */
-static void svc_log_timestamp(svc *s, const char *peer, const char *client,
-                              const sg_tsa_info *ti)
+/* One log line and one audit record per answer to a TimeStampReq:
+ * every use of the key in the HSM is on record.  0, or -1 if the audit
+ * record of a granted token could not be written (the token must then
+ * not be returned). */
+static int svc_log_timestamp(svc *s, svc_rec *r, const sg_tsa_info *ti)
 {
-	char ts[32], qreason[400];
+	char ts[32], qreason[400], reason[200];
 	time_t t = (time_t)ti->gen_time;
 	struct tm tm;
-	json_t *j;
+	const char *peer = r->peer, *client = r->client;
 
+	r->digest_algorithm = ti->imprint_alg[0] ? ti->imprint_alg : NULL;
+	r->digest = ti->imprint[0] ? ti->imprint : NULL;
 	if(!ti->granted) {
 		sg_log(SG_LOG_WARN, "timestamp rejected peer=%s client=%s imprint=%s failinfo=%d: %s",
 		       peer, client ? client : "-", ti->imprint_alg[0] ? ti->imprint_alg : "-",
 		       ti->fail_info, sg_log_quote(ti->reason, qreason, sizeof(qreason)));
-		return;
+		snprintf(reason, sizeof(reason), "rejection, failInfo %d: %s", ti->fail_info, ti->reason);
+		svc_audit(s, r, "refused", 200, reason);
+		return 0;
 	}
+	r->serial = ti->serial;
+	if(svc_audit(s, r, "granted", 200, NULL))
+		return -1;
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	sg_log(SG_LOG_INFO, "timestamp serial=%s time=%s peer=%s client=%s key=%s %s=%s cert_req=%s nonce=%s",
 	       ti->serial, ts, peer, client ? client : "-", s->tsa->cfg->name, ti->imprint_alg,
 	       ti->imprint, ti->cert_req ? "yes" : "no", ti->has_nonce ? "yes" : "no");
-	if(!s->sign_log)
-		return;
-	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "time", ts, "kind", "timestamp",
-	              "serial", ti->serial, "client", client ? client : "-", "peer", peer,
-	              "key", s->tsa->cfg->name, "digest_algorithm", ti->imprint_alg,
-	              "digest", ti->imprint);
-	svc_sign_log_append(s, j);
+	return 0;
 }
 
 /* POST /tsa: a DER TimeStampReq in, a DER TimeStampResp out (RFC 3161
  * 3.4).  Requests the TSA refuses get a rejection response with 200, as
  * the RFC wants; only a body that is no TimeStampReq at all gets 400. */
-static void svc_tsa(svc *s, struct evhttp_request *req, const char *peer)
+static void svc_tsa(svc *s, struct evhttp_request *req, svc_rec *r)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req), *out = NULL;
 	const svc_client *cl = NULL;
@@ -507,35 +557,37 @@ static void svc_tsa(svc *s, struct evhttp_request *req, const char *peer)
 	sg_status rc;
 
 	if(!s->tsa) {
-		svc_refuse(req, peer, NULL, 404, "no time-stamping authority here ([service] tsa_key is not set)");
+		svc_refuse(s, req, r, 404, "no time-stamping authority here ([service] tsa_key is not set)");
 		return;
 	}
 	if(s->cfg->svc_tsa_require_token && !(cl = svc_auth(s, req))) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		                  "Bearer realm=\"signgate\"");
-		svc_refuse(req, peer, NULL, 401, "missing or unknown bearer token");
+		svc_refuse(s, req, r, 401, "missing or unknown bearer token");
 		return;
 	}
 	client = cl ? cl->cfg->name : NULL;
+	r->client = client;
+	r->key = s->tsa->cfg->name;
 	if(evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		svc_refuse(req, peer, client, 405, "use POST for /tsa");
+		svc_refuse(s, req, r, 405, "use POST for /tsa");
 		return;
 	}
 	if(!svc_is_tsq(req)) {
-		svc_refuse(req, peer, client, 415,
+		svc_refuse(s, req, r, 415,
 		           "Content-Type must be application/timestamp-query (RFC 3161 3.4)");
 		return;
 	}
 	if(len > SG_TSA_MAX_REQ) {
 		snprintf(msg, sizeof(msg), "TimeStampReq larger than %d bytes", SG_TSA_MAX_REQ);
-		svc_refuse(req, peer, client, 413, msg);
+		svc_refuse(s, req, r, 413, msg);
 		return;
 	}
 	rc = sg_tsa_respond(s->tsa->signer, evbuffer_pullup(in, -1), len, &s->tsa_policy,
 	                    &resp, &resplen, &ti);
 	if(rc == SG_ERR_MALFORMED) {
 		snprintf(msg, sizeof(msg), "body is not a DER TimeStampReq: %.200s", sg_last_error());
-		svc_refuse(req, peer, client, 400, msg);
+		svc_refuse(s, req, r, 400, msg);
 		return;
 	}
 	if(rc) {
@@ -545,11 +597,15 @@ static void svc_tsa(svc *s, struct evhttp_request *req, const char *peer)
 		rc = sg_tsa_reject(TS_INFO_SYSTEM_FAILURE, "the TSA cannot sign now; try again later",
 		                   &resp, &resplen);
 		if(rc) {
-			svc_refuse(req, peer, client, 503, "timestamping failed");
+			svc_refuse(s, req, r, 503, "timestamping failed");
 			return;
 		}
-	} else {
-		svc_log_timestamp(s, peer, client, &ti);
+		svc_audit(s, r, "refused", 200, "rejection, systemFailure: the TSA cannot sign now");
+	} else if(svc_log_timestamp(s, r, &ti)) {
+		sg_free(resp);
+		svc_refuse(s, req, r, 503, "the audit log cannot be written, so no timestamp is "
+		           "returned; retry later");
+		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "application/timestamp-reply");
@@ -572,14 +628,21 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const svc_client *cl;
 	char peer[80];
+	svc_rec r = { .peer = peer };
 
 	svc_peer(req, peer, sizeof(peer));
+	/* Signing and timestamp requests are audited, refused ones too. */
+	if(path && !strcmp(path, "/v1/sign"))
+		r.kind = "sign";
+	else if(path && !strcmp(path, "/tsa"))
+		r.kind = "timestamp";
+	svc_request_id(r.request_id);
 	if(svc_conflicting_length(req)) {
-		svc_refuse(req, peer, NULL, 400, "conflicting Content-Length headers");
+		svc_refuse(s, req, &r, 400, "conflicting Content-Length headers");
 		return;
 	}
 	if(!path) {
-		svc_refuse(req, peer, NULL, 400, "bad request URI");
+		svc_refuse(s, req, &r, 400, "bad request URI");
 		return;
 	}
 	if(!strcmp(path, "/health")) {
@@ -589,29 +652,30 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if(!strcmp(path, "/tsa")) {
-		svc_tsa(s, req, peer);
+		svc_tsa(s, req, &r);
 		return;
 	}
 	if(strcmp(path, "/v1/sign") && strcmp(path, "/v1/keys")) {
-		svc_refuse(req, peer, NULL, 404, "no such path (try /v1/sign, /v1/keys, /health)");
+		svc_refuse(s, req, &r, 404, "no such path (try /v1/sign, /v1/keys, /health)");
 		return;
 	}
 	cl = svc_auth(s, req);
 	if(!cl) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		                  "Bearer realm=\"signgate\"");
-		svc_refuse(req, peer, NULL, 401, "missing or unknown bearer token");
+		svc_refuse(s, req, &r, 401, "missing or unknown bearer token");
 		return;
 	}
+	r.client = cl->cfg->name;
 	if(!strcmp(path, "/v1/sign")) {
 		if(cmd != EVHTTP_REQ_POST) {
-			svc_refuse(req, peer, cl->cfg->name, 405, "use POST for /v1/sign");
+			svc_refuse(s, req, &r, 405, "use POST for /v1/sign");
 			return;
 		}
-		svc_sign(s, req, cl, peer);
+		svc_sign(s, req, cl, &r);
 	} else {
 		if(cmd != EVHTTP_REQ_GET) {
-			svc_refuse(req, peer, cl->cfg->name, 405, "use GET for /v1/keys");
+			svc_refuse(s, req, &r, 405, "use GET for /v1/keys");
 			return;
 		}
 		svc_keys(s, req, cl);
@@ -700,8 +764,14 @@ static void svc_free(svc *s)
 		sg_signer_free(s->keys[i].signer);
 		free(s->keys[i].chain_pem);
 	}
-	if(s->sign_log)
-		fclose(s->sign_log);
+	if(s->audit) {
+		uint64_t seq;
+		char hash[SG_AUDIT_HASH_HEX + 1];
+		sg_audit_last(s->audit, &seq, hash);
+		sg_log(SG_LOG_INFO, "audit log %s closed: last seq %llu, hash %s", s->cfg->svc_audit_log,
+		       (unsigned long long)seq, hash);
+		sg_audit_free(s->audit);
+	}
 	OPENSSL_cleanse(s->clients, sizeof(s->clients));
 	sg_config_free(s->cfg);
 }
@@ -736,7 +806,6 @@ int sg_service_main(int argc, char **argv)
 		fprintf(stderr, "signgate service: give --config FILE\nTry 'signgate service --help'.\n");
 		return 2;
 	}
-	pthread_mutex_init(&s.sign_log_lock, NULL);
 	sg_httpd_block_signals();
 	rc = sg_config_load(cfgpath, &s.cfg);
 	if(rc) {
@@ -761,9 +830,23 @@ int sg_service_main(int argc, char **argv)
 		             cfgpath);
 		goto fail;
 	}
-	if(s.cfg->svc_sign_log && !(s.sign_log = fopen(s.cfg->svc_sign_log, "a"))) {
-		rc = sg_fail(SG_ERR_IO, "cannot open sign_log %s", s.cfg->svc_sign_log);
-		goto fail;
+	if(s.cfg->svc_audit_log) {
+		uint64_t seq;
+		char hash[SG_AUDIT_HASH_HEX + 1];
+		if(s.cfg->svc_audit_log_old_name)
+			sg_log(SG_LOG_WARN, "[service] sign_log is the old name of audit_log; rename it");
+		rc = sg_audit_open(s.cfg->svc_audit_log, &s.audit);
+		if(rc)
+			goto fail;
+		sg_audit_last(s.audit, &seq, hash);
+		if(seq)
+			sg_log(SG_LOG_INFO, "audit log %s: the chain goes on after seq %llu, hash %s",
+			       s.cfg->svc_audit_log, (unsigned long long)seq, hash);
+		else
+			sg_log(SG_LOG_INFO, "audit log %s: empty, the chain starts at seq 1",
+			       s.cfg->svc_audit_log);
+	} else {
+		sg_log(SG_LOG_WARN, "no [service] audit_log: signing requests are not recorded");
 	}
 	rc = sg_tls_server_ctx(s.cfg->svc_tls_cert, s.cfg->svc_tls_key, &tls);
 	if(!rc)

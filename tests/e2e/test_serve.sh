@@ -91,8 +91,8 @@ signed_ok() {
 	ok "$name"
 }
 
-# sign_count NAME: signing requests the service logged for file_name NAME.
-sign_count() { grep -cF "\"$1\"" "$W/sign.jsonl" || true; }
+# sign_count NAME: signatures the service granted for file_name NAME.
+sign_count() { grep -F "\"$1\"" "$W/sign.jsonl" | grep -c '"result":"granted"' || true; }
 
 # ------------------------------------------------------------------ fixtures
 
@@ -135,7 +135,7 @@ file = $W/service.log
 listen = 127.0.0.1:0
 tls_cert = $PKI/tls.pem
 tls_key = $PKI/tls.key
-sign_log = $W/sign.jsonl
+audit_log = $W/sign.jsonl
 [key codesign]
 uri = $RSA_URI
 cert = $PKI/codesign-rsa.pem
@@ -172,7 +172,7 @@ for name in "${PES[@]}"; do
 	if [[ $code != 200 ]]; then bad "corpus $name: HTTP $code: $(head -c 200 "$W/dl/$name")"; continue; fi
 	signed_ok "corpus $name: signed and valid" "$W/dl/$name" "$CORPUS/$name"
 done
-n=$(grep -cE '"file_name": *"corpus/' "$W/sign.jsonl" || true)
+n=$(grep -E '"file_name": *"corpus/' "$W/sign.jsonl" | grep -c '"result":"granted"' || true)
 [[ $n -eq ${#PES[@]} ]] && ok "one signing request per corpus file" || bad "corpus: $n signing requests for ${#PES[@]} files"
 
 # Sign once, serve many: a second download is the cached copy, byte for byte.

@@ -20,7 +20,7 @@ file = $W/service.log
 listen = 127.0.0.1:$PORT
 tls_cert = $PKI/tls.pem
 tls_key = $PKI/tls.key
-sign_log = $W/signatures.jsonl
+audit_log = $W/signatures.jsonl
 max_body = 65536
 threads = 4
 [key rsa]
@@ -125,9 +125,10 @@ for i in $(seq 40); do
 done
 [[ $good == 40 ]] && ok "40 concurrent signatures valid" || bad "concurrent: $good of 40 valid"
 
-# The signature log: one JSON line per signature, with digest and client.
-n=$(wc -l < "$W/signatures.jsonl")
-[[ $n == 44 ]] && ok "signature log has 44 lines" || bad "signature log has $n lines, wanted 44"
+# The audit log: one JSON line per signature (refusals too), with digest and client.
+n=$(grep -c '"result":"granted"' "$W/signatures.jsonl")
+[[ $n == 44 ]] && ok "audit log has 44 signatures" || bad "audit log has $n signatures, wanted 44"
+expect "audit log verifies" "$SIGNGATE" audit verify "$W/signatures.jsonl"
 grep -q "\"digest\":\"$D\"" "$W/signatures.jsonl" && grep -q '"client":"builder"' "$W/signatures.jsonl" && ok "log names client and digest" || bad "log content"
 # Secrets never logged.
 for secret in "$TOKEN" "$TOKEN2" "$(cat "$PKI/pin.txt")"; do

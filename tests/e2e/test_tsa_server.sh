@@ -26,7 +26,7 @@ file = $W/$1.log
 listen = 127.0.0.1:$2
 tls_cert = $PKI/tls.pem
 tls_key = $PKI/tls.key
-sign_log = $W/$1.jsonl
+audit_log = $W/$1.jsonl
 $3
 [key tsa]
 uri = pkcs11:token=signgate;object=tsa?module-path=$MOD&pin-source=file:$PKI/pin.txt
@@ -213,7 +213,7 @@ serial=$(sed -n 's/^Serial number: 0x//p' "$W/s256.txt")
 grep -q "timestamp serial=$serial .* peer=127.0.0.1:[0-9]* client=- key=tsa sha256=[0-9a-f]\{64\} cert_req=yes nonce=yes" "$W/main.log" \
 	&& ok "log line per timestamp (serial, peer, imprint)" || bad "no log line for serial $serial"
 grep -q 'timestamp rejected .*failinfo=15: "policy 1.2.3.4 not accepted' "$W/main.log" && ok "rejections logged with the reason" || bad "rejection not logged"
-grep -q "\"kind\":\"timestamp\",\"serial\":\"$serial\"" "$W/main.jsonl" && ok "timestamp in the signature log" || bad "timestamp not in the signature log"
+grep -i "\"serial\":\"$serial\"" "$W/main.jsonl" | grep -q '"kind":"timestamp".*"result":"granted"' && ok "timestamp in the audit log" || bad "timestamp not in the audit log"
 
 # --- osslsigncode through the TSA, over HTTPS with our private CA -----------------------
 F=$CORPUS/hello64.exe
