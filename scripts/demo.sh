@@ -63,7 +63,7 @@ cat > "$D/signgate.ini.new" <<INI
 listen = 127.0.0.1:$SVC_PORT
 tls_cert = $D/pki/tls.pem
 tls_key = $D/pki/tls.key
-sign_log = $D/logs/signatures.jsonl
+audit_log = $D/logs/audit.jsonl
 
 timestamp_urls = https://127.0.0.1:$TSA_PORT/tsa
 timestamp_ca = $D/pki/root-ca.pem

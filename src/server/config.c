@@ -128,6 +128,17 @@ static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
 	switch(it->type) {
 	case T_STR: {
 		char **dst = (char **)((char *)base + it->off);
+		/* A URL list may go on over several lines (lines are short). */
+		if(*dst && !strcmp(name, "timestamp_urls")) {
+			size_t n = strlen(*dst) + strlen(value) + 2;
+			char *more = malloc(n);
+			if(!more)
+				return cfg_err(p, "out of memory");
+			snprintf(more, n, "%s %s", *dst, value);
+			free(*dst);
+			*dst = more;
+			return 1;
+		}
 		if(*dst)
 			return cfg_err(p, it->off == C(svc_audit_log) ? "'%s' given twice (sign_log is "
 			               "the old name of audit_log)" : "'%s' given twice", name);
@@ -377,6 +388,25 @@ sg_status sg_config_load(const char *path, sg_config **out)
 	if(!fp) {
 		rc = sg_fail(SG_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
 		goto fail;
+	}
+	/* inih reads a line in a buffer of INI_MAX_LINE bytes and takes what
+	 * is left of a longer line for the next one: refuse long lines here,
+	 * with the right line number. */
+	{
+		int ch, n = 1, col = 0;
+		while((ch = getc(fp)) != EOF) {
+			if(ch == '\n') {
+				n++;
+				col = 0;
+			} else if(++col >= INI_MAX_LINE - 1) {
+				fclose(fp);
+				rc = sg_fail(SG_ERR_USAGE, "%s:%d: line longer than %d characters "
+				             "(timestamp_urls may be given on several lines)",
+				             path, n, INI_MAX_LINE - 2);
+				goto fail;
+			}
+		}
+		rewind(fp);
 	}
 	line = ini_parse_file(fp, cfg_handler, &p);
 	fclose(fp);
