@@ -121,8 +121,9 @@ sg_status sg_write_file_atomic(const char *path, const void *buf, size_t len);
 /* ---------------------------------------------------------------- secrets */
 
 /* Reads a secret named by spec: "file:PATH" (first line), "env:VAR", or
- * "pass:TEXT" (discouraged: visible in ps).  *out is wiped and freed with
- * sg_secret_free(). */
+ * "pass:TEXT" (discouraged: visible in ps).  A regular file whose mode
+ * gives group or others any access (mode & 077) is refused with
+ * SG_ERR_USAGE.  *out is wiped and freed with sg_secret_free(). */
 sg_status sg_secret_read(const char *spec, char **out);
 void sg_secret_free(char *s);
 

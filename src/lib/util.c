@@ -189,6 +189,12 @@ sg_status sg_secret_read(const char *spec, char **out)
 		if(!strncmp(spec, "//", 2))
 			spec += 2; /* file:///path */
 	}
+	/* A secret file others can read is no secret: refused, as ssh does
+	 * with a private key.  (Pipes and devices, such as <(...), pass.) */
+	struct stat st;
+	if(stat(spec, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+		return sg_fail(SG_ERR_USAGE, "secret file %s is open to group or others (mode %04o); "
+		               "run: chmod 600 %s", spec, (unsigned)(st.st_mode & 07777), spec);
 	rc = sg_read_file(spec, SECRET_MAX, &buf, &len);
 	if(rc && plain)
 		return sg_fail(rc, "cannot read the secret from a file named '%s': give "

@@ -24,7 +24,8 @@ typedef struct cfg_parse {
 	sg_cfg_client *client; /* current [client NAME] */
 } cfg_parse;
 
-enum cfg_type { T_STR, T_INT, T_SIZE, T_ONFAIL, T_METHOD, T_MD, T_LIST, T_BOOL };
+enum cfg_type { T_STR, T_INT, T_SIZE, T_ONFAIL, T_METHOD, T_MD, T_LIST, T_BOOL, T_DIGESTS,
+                T_RATE };
 
 struct cfg_item {
 	const char *section; /* "service", "serve", "log", "key", "client" */
@@ -41,6 +42,7 @@ static const struct cfg_item items[] = {
 	{ "service", "listen", T_STR, C(svc_listen), 0, 0 },
 	{ "service", "tls_cert", T_STR, C(svc_tls_cert), 0, 0 },
 	{ "service", "tls_key", T_STR, C(svc_tls_key), 0, 0 },
+	{ "service", "client_ca", T_STR, C(svc_client_ca), 0, 0 },
 	{ "service", "audit_log", T_STR, C(svc_audit_log), 0, 0 },
 	{ "service", "sign_log", T_STR, C(svc_audit_log), 0, 0 },   /* old name of audit_log */
 	{ "service", "max_body", T_SIZE, C(svc_max_body), 256, 1 << 24 },
@@ -87,6 +89,11 @@ static const struct cfg_item items[] = {
 	{ "key", "pfx", T_STR, K(pfx), 0, 0 },
 	{ "client", "token", T_STR, offsetof(sg_cfg_client, token), 0, 0 },
 	{ "client", "keys", T_LIST, 0, 0, 0 },
+	{ "client", "cert_subject", T_STR, offsetof(sg_cfg_client, cert_subject), 0, 0 },
+	{ "client", "cert_fingerprint", T_STR, offsetof(sg_cfg_client, cert_fingerprint), 0, 0 },
+	{ "client", "digests", T_DIGESTS, 0, 0, 0 },
+	{ "client", "rate", T_RATE, 0, 0, 0 },
+	{ "client", "burst", T_INT, offsetof(sg_cfg_client, burst), 1, 1000000 },
 };
 
 static int cfg_err(cfg_parse *p, const char *fmt, ...) SG_PRINTF(2, 3);
@@ -188,6 +195,53 @@ static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
 		if(sg_md_from_name(value, &p->c->md))
 			return cfg_err(p, "%s", sg_last_error());
 		return 1;
+	case T_DIGESTS: {
+		sg_cfg_client *cl = base;
+		char *copy = strdup(value), *save = NULL, *tok;
+		sg_md md;
+		if(!copy)
+			return cfg_err(p, "out of memory");
+		for(tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			if(sg_md_from_name(tok, &md)) {
+				cfg_err(p, "digests: %s", sg_last_error());
+				free(copy);
+				return 0;
+			}
+			cl->digests |= 1u << md;
+		}
+		free(copy);
+		if(!cl->digests)
+			return cfg_err(p, "digests: name at least one algorithm");
+		return 1;
+	}
+	case T_RATE: {
+		/* N/s, N/min or N/h: a token bucket of N (or burst) refilled at
+		 * that rate. */
+		static const struct { const char *unit; double secs; } units[] = {
+			{ "s", 1 }, { "sec", 1 }, { "second", 1 }, { "min", 60 }, { "minute", 60 },
+			{ "h", 3600 }, { "hour", 3600 },
+		};
+		sg_cfg_client *cl = base;
+		size_t i;
+		errno = 0;
+		v = strtol(value, &end, 10);
+		while(*end == ' ')
+			end++;
+		if(errno || end == value || v < 1 || v > 1000000 || *end++ != '/')
+			return cfg_err(p, "rate must be N/s, N/min or N/h (N from 1 to 1000000), not '%s'",
+			               value);
+		while(*end == ' ')
+			end++;
+		for(i = 0; i < sizeof(units) / sizeof(units[0]) && strcmp(end, units[i].unit); i++)
+			;
+		if(i == sizeof(units) / sizeof(units[0]))
+			return cfg_err(p, "rate must be N/s, N/min or N/h (N from 1 to 1000000), not '%s'",
+			               value);
+		cl->rate = (double)v / units[i].secs;
+		if(!cl->burst)
+			cl->burst = (int)v;
+		return 1;
+	}
 	case T_LIST: {
 		sg_cfg_client *cl = base;
 		char *copy = strdup(value), *save = NULL, *tok;
@@ -328,8 +382,28 @@ static sg_status cfg_check(sg_config *c)
 	}
 	for(size_t i = 0; i < c->nclients; i++) {
 		sg_cfg_client *cl = &c->clients[i];
-		if(!cl->token)
-			return sg_fail(SG_ERR_USAGE, "%s: [client %s] needs 'token'", c->path, cl->name);
+		if(!cl->token && !cl->cert_subject && !cl->cert_fingerprint)
+			return sg_fail(SG_ERR_USAGE, "%s: [client %s] needs 'token', 'cert_subject' or "
+			               "'cert_fingerprint'", c->path, cl->name);
+		if(cl->burst && !cl->rate)
+			return sg_fail(SG_ERR_USAGE, "%s: [client %s] has 'burst' but no 'rate'", c->path,
+			               cl->name);
+		if((cl->cert_subject || cl->cert_fingerprint) && !c->svc_client_ca)
+			return sg_fail(SG_ERR_USAGE, "%s: [client %s] names a certificate, but [service] "
+			               "has no client_ca to verify it with", c->path, cl->name);
+		if(cl->cert_fingerprint) {
+			/* Normalised in place: lower-case hex, no colons. */
+			char *w = cl->cert_fingerprint;
+			for(const char *q = cl->cert_fingerprint; *q; q++)
+				if(*q != ':')
+					*w++ = (char)(*q >= 'A' && *q <= 'F' ? *q - 'A' + 'a' : *q);
+			*w = '\0';
+			if(strlen(cl->cert_fingerprint) != 64 ||
+			   strspn(cl->cert_fingerprint, "0123456789abcdef") != 64)
+				return sg_fail(SG_ERR_USAGE, "%s: [client %s] cert_fingerprint must be the "
+				               "certificate's SHA-256 in hex (64 digits, colons allowed)",
+				               c->path, cl->name);
+		}
 		for(size_t k = 0; k < cl->nkeys; k++) {
 			if(!sg_config_key(c, cl->keys[k]))
 				return sg_fail(SG_ERR_USAGE, "%s: [client %s] names key '%s', which no [key] section defines",
@@ -453,6 +527,8 @@ void sg_config_free(sg_config *c)
 	for(size_t i = 0; i < c->nclients; i++) {
 		free(c->clients[i].name);
 		free(c->clients[i].token);
+		free(c->clients[i].cert_subject);
+		free(c->clients[i].cert_fingerprint);
 		for(size_t k = 0; k < c->clients[i].nkeys; k++)
 			free(c->clients[i].keys[k]);
 	}
@@ -460,6 +536,7 @@ void sg_config_free(sg_config *c)
 	cfg_free_timestamp(&c->svc_ts);
 	cfg_free_timestamp(&c->srv_ts);
 	char **strs[] = { &c->path, &c->log, &c->svc_listen, &c->svc_tls_cert, &c->svc_tls_key,
+	                  &c->svc_client_ca,
 	                  &c->svc_audit_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
 	                  &c->svc_token, &c->svc_key, &c->svc_proxy,

@@ -26,9 +26,16 @@ typedef struct sg_cfg_key {
 
 typedef struct sg_cfg_client {
 	char *name;
-	char *token;   /* secret spec: file:PATH or env:VAR (or pass:) */
+	char *token;   /* secret spec: file:PATH or env:VAR (or pass:); NULL: none */
 	char *keys[SG_CFG_MAX_CLIENT_KEYS];
 	size_t nkeys;
+	/* TLS client certificate ([service] client_ca); both NULL: none.
+	 * When a client has a token and a certificate, both are required. */
+	char *cert_subject;      /* "/O=../CN=.." (X509_NAME_oneline) or a CN */
+	char *cert_fingerprint;  /* SHA-256 of the DER, hex (colons allowed) */
+	unsigned digests;        /* bit (1 << sg_md) per allowed algorithm; 0: all */
+	double rate;             /* requests per second; 0: no limit */
+	int burst;               /* token bucket size; 0: the rate's N */
 } sg_cfg_client;
 
 /* timestamp_* settings of [service] and [serve]: the TSAs that stamp our
@@ -55,6 +62,7 @@ typedef struct sg_config {
 	/* [service] */
 	char *svc_listen;      /* host:port */
 	char *svc_tls_cert, *svc_tls_key;
+	char *svc_client_ca;   /* PEM roots for TLS client certificates; NULL: none asked */
 	char *svc_audit_log;   /* the audit log (audit.h); NULL: none */
 	int svc_audit_log_old_name;   /* it was given as sign_log (deprecated) */
 	size_t svc_max_body;

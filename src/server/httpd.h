@@ -41,6 +41,17 @@ void sg_httpd_block_signals(void);
 /* A server TLS context from PEM cert chain and key, TLS 1.2+. */
 sg_status sg_tls_server_ctx(const char *cert, const char *key, SSL_CTX **out);
 
+/* Makes the server ask for a TLS client certificate, verified against the
+ * PEM roots in cafile.  A missing or untrusted certificate does not fail
+ * the handshake (token-only clients still connect): the handler decides,
+ * with sg_http_peer_cert(). */
+sg_status sg_tls_client_ca(SSL_CTX *ctx, const char *cafile);
+
+/* The client certificate of req's TLS connection (not owned; valid for
+ * the request), or NULL if none was sent.  *verified: 1 if it chains to
+ * the client_ca roots, else 0 with *why saying why not. */
+X509 *sg_http_peer_cert(struct evhttp_request *req, int *verified, const char **why);
+
 /* Sends a reply with a JSON body {"error": msg} (msg is escaped). */
 void sg_http_error(struct evhttp_request *req, int code, const char *msg);
 

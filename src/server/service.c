@@ -7,7 +7,9 @@
  * SignedData.  It never signs caller-chosen bytes and never sees the file.
  * API: docs/API.md.  Clients are named in [client NAME] sections with a
  * bearer token (kept only as a SHA-256 hash, compared in constant time)
- * and the keys they may use.
+ * and the keys they may use.  With [service] client_ca a client may
+ * instead (or as well) show a TLS client certificate; per client, the
+ * digest algorithms it may use and a rate limit (a token bucket).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -23,8 +25,10 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/ts.h>
+#include <openssl/x509.h>
 
 #include "../lib/internal.h"
 #include "../lib/tsa.h"
@@ -45,8 +49,17 @@ typedef struct svc_key {
 
 typedef struct svc_client {
 	const sg_cfg_client *cfg;
+	int has_token, has_cert;
 	unsigned char token_hash[TOKEN_HASH_LEN];
 } svc_client;
+
+/* A client's rate limit: a token bucket of cfg->burst requests, refilled
+ * at cfg->rate per second. */
+typedef struct svc_bucket {
+	pthread_mutex_t lock;
+	double tokens;
+	struct timespec last;    /* CLOCK_MONOTONIC */
+} svc_bucket;
 
 /* What the audit log says about one request to /v1/sign or /tsa, filled
  * in as the request is read.  kind NULL: another path, not audited. */
@@ -64,6 +77,7 @@ typedef struct svc {
 	svc_key keys[SG_CFG_MAX_KEYS];
 	size_t nkeys;
 	svc_client clients[SG_CFG_MAX_CLIENTS];
+	svc_bucket buckets[SG_CFG_MAX_CLIENTS];
 	size_t nclients;
 	sg_audit *audit;             /* [service] audit_log, or NULL */
 	sg_tsa_opts ts_opts;         /* [service] timestamp_*; nurls 0: none */
@@ -76,7 +90,7 @@ static const char service_help[] =
 "\n"
 "Runs the signing service: HTTPS on [service] listen, keys from the\n"
 "[key NAME] sections (PKCS#11 URIs or key files), clients and their bearer\n"
-"tokens from the [client NAME] sections.  With [service] tsa_key it is also\n"
+"tokens or TLS client certificates from the [client NAME] sections.  With [service] tsa_key it is also\n"
 "an RFC 3161 time-stamping authority at POST /tsa.  See docs/CONFIG.md and\n"
 "docs/API.md.\n"
 "Prints 'listening on https://HOST:PORT' once ready; stops on SIGINT/SIGTERM.\n"
@@ -110,7 +124,7 @@ static int svc_client_may(const svc_client *c, const char *key)
 
 /* The client whose token the request carries, or NULL.  Every client's
  * hash is compared, so the time taken does not tell which one matched. */
-static const svc_client *svc_auth(const svc *s, struct evhttp_request *req)
+static const svc_client *svc_auth_token(const svc *s, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
 	                                   "Authorization");
@@ -126,9 +140,118 @@ static const svc_client *svc_auth(const svc *s, struct evhttp_request *req)
 		return NULL;
 	svc_hash_token(h, strlen(h), hash);
 	for(size_t i = 0; i < s->nclients; i++)
-		if(!CRYPTO_memcmp(hash, s->clients[i].token_hash, TOKEN_HASH_LEN))
+		if(!CRYPTO_memcmp(hash, s->clients[i].token_hash, TOKEN_HASH_LEN) &&
+		   s->clients[i].has_token)
 			found = &s->clients[i];
 	return found;
+}
+
+/* Whether certificate x (fingerprint fp, lower-case hex) is client c's:
+ * every criterion the client has must match. */
+static int svc_cert_matches(const svc_client *c, X509 *x, const char *fp)
+{
+	const char *want = c->cfg->cert_subject;
+	X509_NAME *nm = X509_get_subject_name(x);
+
+	if(!c->has_cert)
+		return 0;
+	if(c->cfg->cert_fingerprint && strcmp(fp, c->cfg->cert_fingerprint))
+		return 0;
+	if(want && want[0] == '/') {
+		char buf[1024];
+		if(!X509_NAME_oneline(nm, buf, sizeof(buf)) || strcmp(buf, want))
+			return 0;
+	} else if(want) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(nm, NID_commonName, cn, sizeof(cn));
+		/* n != strlen: a CN with a NUL inside, or cut short. */
+		if(n < 0 || (size_t)n != strlen(cn) || strcmp(cn, want))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Who sent req: the client of its TLS client certificate and/or its bearer
+ * token, or NULL with the reason in msg.  A certificate that does not
+ * chain to [service] client_ca is refused even with a good token.  A
+ * client configured with both a token and a certificate must show both.
+ */
+static const svc_client *svc_auth(const svc *s, struct evhttp_request *req,
+                                  char *msg, size_t msglen)
+{
+	const svc_client *by_token = svc_auth_token(s, req), *by_cert = NULL, *c;
+	X509 *x = NULL;
+	int verified = 0;
+	const char *why = NULL;
+
+	if(s->cfg->svc_client_ca)
+		x = sg_http_peer_cert(req, &verified, &why);
+	if(x && !verified) {
+		snprintf(msg, msglen, "client certificate not trusted: %s", why);
+		return NULL;
+	}
+	if(x) {
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int n = 0;
+		char fp[2 * EVP_MAX_MD_SIZE + 1] = "";
+		if(X509_digest(x, EVP_sha256(), md, &n))
+			sg_hex(md, n, fp);
+		for(size_t i = 0; i < s->nclients && !by_cert; i++)
+			if(svc_cert_matches(&s->clients[i], x, fp))
+				by_cert = &s->clients[i];
+	}
+	if(by_cert && by_token && by_cert != by_token) {
+		snprintf(msg, msglen, "the client certificate and the bearer token are not the same client's");
+		return NULL;
+	}
+	c = by_cert ? by_cert : by_token;
+	if(!c) {
+		snprintf(msg, msglen, x ? "unknown client certificate and no valid bearer token"
+		                        : "missing or unknown bearer token");
+		return NULL;
+	}
+	if(c->has_token && c != by_token) {
+		snprintf(msg, msglen, "client '%s' must send its bearer token as well as its "
+		         "certificate", c->cfg->name);
+		return NULL;
+	}
+	if(c->has_cert && c != by_cert) {
+		snprintf(msg, msglen, "client '%s' must show its client certificate as well as its "
+		         "token", c->cfg->name);
+		return NULL;
+	}
+	return c;
+}
+
+/* Takes one request from c's bucket: 0, or the seconds to wait before
+ * the next one will be let through (for Retry-After). */
+static int svc_rate_take(svc *s, const svc_client *c)
+{
+	svc_bucket *b = &s->buckets[c - s->clients];
+	double rate = c->cfg->rate, need;
+	struct timespec now;
+	int wait = 0;
+
+	if(rate <= 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&b->lock);
+	b->tokens += ((double)(now.tv_sec - b->last.tv_sec) +
+	              (double)(now.tv_nsec - b->last.tv_nsec) / 1e9) * rate;
+	if(b->tokens > c->cfg->burst)
+		b->tokens = c->cfg->burst;
+	b->last = now;
+	if(b->tokens >= 1) {
+		b->tokens -= 1;
+	} else {
+		need = (1 - b->tokens) / rate;
+		wait = (int)need;
+		if(wait < need || wait < 1)
+			wait++;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return wait;
 }
 
 static void svc_reply_json(struct evhttp_request *req, int code, json_t *j)
@@ -220,6 +343,32 @@ static void svc_refuse(svc *s, struct evhttp_request *req, const svc_rec *r, int
 	if(r->kind)
 		svc_audit(s, r, "refused", code, msg);
 	sg_http_error(req, code, msg);
+}
+
+static void svc_refuse_auth(svc *s, struct evhttp_request *req, const svc_rec *r,
+                            const char *msg)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+	                  "Bearer realm=\"signgate\"");
+	svc_refuse(s, req, r, 401, msg);
+}
+
+/* Refuses with 429 and Retry-After if cl is over its rate limit: 1 if
+ * refused. */
+static int svc_over_rate(svc *s, struct evhttp_request *req, const svc_rec *r,
+                         const svc_client *cl)
+{
+	int wait = svc_rate_take(s, cl);
+	char secs[16], msg[200];
+
+	if(!wait)
+		return 0;
+	snprintf(secs, sizeof(secs), "%d", wait);
+	snprintf(msg, sizeof(msg), "client '%s' is over its rate limit; retry in %d s",
+	         cl->cfg->name, wait);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+	svc_refuse(s, req, r, 429, msg);
+	return 1;
 }
 
 /* A string field: NULL if absent; sets *bad if present but not a string. */
@@ -371,6 +520,12 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	if(sg_md_from_name(alg, &md)) {
 		svc_refuse(s, req, r, 400,
 		           "field 'digest_algorithm' must be sha1, sha256, sha384 or sha512");
+		goto out;
+	}
+	if(cl->cfg->digests && !(cl->cfg->digests & (1u << md))) {
+		snprintf(msg, sizeof(msg), "client '%s' may not use digest algorithm %s",
+		         cl->cfg->name, sg_md_name(md));
+		svc_refuse(s, req, r, 403, msg);
 		goto out;
 	}
 	if(strlen(hex) != 2 * sg_md_size(md) ||
@@ -560,14 +715,14 @@ static void svc_tsa(svc *s, struct evhttp_request *req, svc_rec *r)
 		svc_refuse(s, req, r, 404, "no time-stamping authority here ([service] tsa_key is not set)");
 		return;
 	}
-	if(s->cfg->svc_tsa_require_token && !(cl = svc_auth(s, req))) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-		                  "Bearer realm=\"signgate\"");
-		svc_refuse(s, req, r, 401, "missing or unknown bearer token");
+	if(s->cfg->svc_tsa_require_token && !(cl = svc_auth(s, req, msg, sizeof(msg)))) {
+		svc_refuse_auth(s, req, r, msg);
 		return;
 	}
 	client = cl ? cl->cfg->name : NULL;
 	r->client = client;
+	if(cl && svc_over_rate(s, req, r, cl))
+		return;
 	r->key = s->tsa->cfg->name;
 	if(evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		svc_refuse(s, req, r, 405, "use POST for /tsa");
@@ -627,7 +782,7 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const svc_client *cl;
-	char peer[80];
+	char peer[80], msg[300];
 	svc_rec r = { .peer = peer };
 
 	svc_peer(req, peer, sizeof(peer));
@@ -659,14 +814,14 @@ static void svc_handle(struct evhttp_request *req, void *arg)
 		svc_refuse(s, req, &r, 404, "no such path (try /v1/sign, /v1/keys, /health)");
 		return;
 	}
-	cl = svc_auth(s, req);
+	cl = svc_auth(s, req, msg, sizeof(msg));
 	if(!cl) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-		                  "Bearer realm=\"signgate\"");
-		svc_refuse(s, req, &r, 401, "missing or unknown bearer token");
+		svc_refuse_auth(s, req, &r, msg);
 		return;
 	}
 	r.client = cl->cfg->name;
+	if(svc_over_rate(s, req, &r, cl))
+		return;
 	if(!strcmp(path, "/v1/sign")) {
 		if(cmd != EVHTTP_REQ_POST) {
 			svc_refuse(s, req, &r, 405, "use POST for /v1/sign");
@@ -740,9 +895,19 @@ static sg_status svc_load_clients(svc *s)
 {
 	for(size_t i = 0; i < s->cfg->nclients; i++) {
 		const sg_cfg_client *cc = &s->cfg->clients[i];
+		svc_bucket *b = &s->buckets[i];
 		char *tok = NULL;
-		sg_status rc = sg_secret_read(cc->token, &tok);
+		sg_status rc;
 
+		s->clients[i].cfg = cc;
+		s->clients[i].has_cert = cc->cert_subject || cc->cert_fingerprint;
+		pthread_mutex_init(&b->lock, NULL);
+		b->tokens = cc->burst;
+		clock_gettime(CLOCK_MONOTONIC, &b->last);
+		s->nclients++;
+		if(!cc->token)
+			continue;
+		rc = sg_secret_read(cc->token, &tok);
 		if(rc)
 			return sg_fail_prefix(rc, "[client %s] token", cc->name);
 		if(strlen(tok) < 16) {
@@ -750,10 +915,9 @@ static sg_status svc_load_clients(svc *s)
 			return sg_fail(SG_ERR_USAGE, "[client %s] token is shorter than 16 characters",
 			               cc->name);
 		}
-		s->clients[i].cfg = cc;
+		s->clients[i].has_token = 1;
 		svc_hash_token(tok, strlen(tok), s->clients[i].token_hash);
 		sg_secret_free(tok);
-		s->nclients++;
 	}
 	return SG_OK;
 }
@@ -772,6 +936,8 @@ static void svc_free(svc *s)
 		       (unsigned long long)seq, hash);
 		sg_audit_free(s->audit);
 	}
+	for(size_t i = 0; i < s->nclients; i++)
+		pthread_mutex_destroy(&s->buckets[i].lock);
 	OPENSSL_cleanse(s->clients, sizeof(s->clients));
 	sg_config_free(s->cfg);
 }
@@ -849,6 +1015,12 @@ int sg_service_main(int argc, char **argv)
 		sg_log(SG_LOG_WARN, "no [service] audit_log: signing requests are not recorded");
 	}
 	rc = sg_tls_server_ctx(s.cfg->svc_tls_cert, s.cfg->svc_tls_key, &tls);
+	if(!rc && s.cfg->svc_client_ca) {
+		rc = sg_tls_client_ca(tls, s.cfg->svc_client_ca);
+		if(!rc)
+			sg_log(SG_LOG_INFO, "TLS client certificates are asked for and verified "
+			       "against %s", s.cfg->svc_client_ca);
+	}
 	if(!rc)
 		rc = svc_load_clients(&s);
 	if(!rc)

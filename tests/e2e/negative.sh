@@ -75,7 +75,7 @@ expect_msg "bad module" 1 'nosuch.so' "$SIGNGATE" sign --key "pkcs11:token=signg
 expect_msg "token key, wrong cert (RSA/RSA)" 1 'does not match the certificate' "$SIGNGATE" sign --key "$RSA_URI" --cert "$PKI/codesign-wrong.pem" "$f" -o "$W/o5.exe"
 expect_msg "token key, wrong cert (RSA/EC)" 1 'does not match the certificate' "$SIGNGATE" sign --key "$RSA_URI" --cert "$PKI/codesign-ec.pem" "$f" -o "$W/o6.exe"
 expect_msg "pem key, wrong cert" 1 'does not match the certificate' "$SIGNGATE" sign --key "$PKI/soft.key" --cert "$PKI/codesign-rsa.pem" "$f" -o "$W/o7.exe"
-printf nope > "$W/wrong-pass"
+printf nope > "$W/wrong-pass"; chmod 600 "$W/wrong-pass"
 expect_msg "encrypted key, wrong password" 1 'wrong password for key file' "$SIGNGATE" sign --key "$PKI/soft-enc.key" --pass "file:$W/wrong-pass" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/o8.exe"
 expect_msg "encrypted key, no password" 1 'is encrypted' "$SIGNGATE" sign --key "$PKI/soft-enc.key" --cert "$PKI/codesign-soft.pem" "$f" -o "$W/o9.exe"
 expect_msg "pfx, wrong password" 1 'wrong password for PKCS#12' "$SIGNGATE" sign --pfx "$PKI/codesign-soft.pfx" --pass "file:$W/wrong-pass" "$f" -o "$W/o10.exe"
