@@ -23,7 +23,7 @@ cp "$B/apps/small.exe" "$B/apps/app100.exe"; head -c $((100 << 20)) /dev/urandom
 cp "$B/apps/small.exe" "$B/apps/app1m.exe"; head -c $((1 << 20)) /dev/urandom >> "$B/apps/app1m.exe"
 # Files in use are not fresh: the server waits out a file changed within the last second.
 touch -d "-1 minute" "$B"/apps/*; sleep 1.1
-openssl rand -hex 32 | tr -d '\n' > "$B/token"
+openssl rand -hex 32 | tr -d '\n' > "$B/token"; chmod 600 "$B/token"
 SVC_PORT=$(free_port); DL_PORT=$(free_port)
 URI="pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$P/pin.txt"
 cat > "$B/bench.ini" <<INI
