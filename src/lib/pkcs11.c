@@ -162,11 +162,16 @@ static sg_status p11_fail_rv(CK_RV rv, const char *call, const char *what,
 /*
  * The failures after which a session is gone but a new one may work: the
  * session was closed or lost its login, or the token went away and may be
- * back (PKCS#11 v2.40 section 5.1.5 and 5.6).
+ * back (PKCS#11 v2.40 section 5.1.5 and 5.6).  A key handle that is no
+ * longer valid means the same: the token reloaded its objects (SoftHSM2
+ * after its token directory went away and came back), so the key must be
+ * found again.
  */
 static int p11_session_lost(CK_RV rv)
 {
 	switch(rv) {
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
 	case CKR_SESSION_HANDLE_INVALID:
 	case CKR_SESSION_CLOSED:
 	case CKR_USER_NOT_LOGGED_IN:

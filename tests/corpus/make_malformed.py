@@ -93,6 +93,66 @@ struct.pack_into("<I", hidden, cert_off, sig_len + len(payload))
 struct.pack_into("<II", hidden, scertdir, cert_off, len(hidden) - cert_off)
 case("payload-after-signature", bytes(hidden), 1, r"bytes follow the signature's DER")
 
+# ---- Tricky but valid layouts (issue 6).  Exit 0 for `hash`; malformed.sh
+# also signs each one and wants osslsigncode to accept the signature, find
+# no checksum mismatch, and compute the digest `signgate hash` gives (the
+# digest osslsigncode computes when it signs the same file itself).
+file_align = struct.unpack_from("<I", good, opt + 36)[0]
+size_of_headers = struct.unpack_from("<I", good, opt + 60)[0]
+checksum_off = opt + 64
+sections = []
+for i in range(nsect):
+    vsize, va, rsize, rptr = struct.unpack_from("<IIII", good, sect + 40 * i + 8)
+    sections.append((i, rsize, rptr))
+raw = [s for s in sections if s[1] and s[2]]
+first_raw = min(s[2] for s in raw)
+last = max(raw, key=lambda s: s[2])
+
+
+def pe_checksum(data):
+    """The PE image checksum (ImageHlp's CheckSumMappedFile): 16-bit
+    one's-complement-style sum of the file with the field itself taken as
+    zero, an odd last byte padded with zero, plus the file's length."""
+    b = bytearray(data)
+    b[checksum_off:checksum_off + 4] = b"\0\0\0\0"
+    if len(b) % 2:
+        b += b"\0"
+    total = 0
+    for (w,) in struct.iter_unpack("<H", bytes(b)):
+        total += w
+        total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return (total + len(data)) & 0xFFFFFFFF
+
+
+# Overlays of 1 to 8 bytes, so the end of file is every misalignment to 8
+# (the corpus has 1, 3, 7, 8 and 1000: these fill the gaps).
+for n in (2, 4, 5, 6):
+    case(f"valid-overlay{n}", good + bytes(range(0xA0, 0xA0 + n)), 0, r"")
+# Bytes between the end of the headers and the first section: a whole
+# FileAlignment block of junk inserted there, every PointerToRawData moved.
+gap = bytearray(good[:size_of_headers]) + bytes((i * 7 + 1) & 0xFF for i in range(file_align)) + good[size_of_headers:]
+for i, rsize, rptr in sections:
+    if rptr:
+        struct.pack_into("<I", gap, sect + 40 * i + 20, rptr + file_align)
+case("valid-gap-after-headers", bytes(gap), 0, r"")
+# The last section's raw data not padded to FileAlignment and the file
+# ending with it: odd length, so the signer must pad to 8 before the table.
+i, rsize, rptr = last
+short = rsize - 0x1FF if rsize > 0x200 else rsize - 3
+unpadded = bytearray(good[:rptr + short])
+struct.pack_into("<I", unpadded, sect + 40 * i + 16, short)
+case("valid-last-section-unpadded", bytes(unpadded), 0, r"")
+# SizeOfHeaders running past the first section's raw data: the headers'
+# hash then covers the start of the first section too (as osslsigncode's).
+case("valid-headers-overlap-section", patch(good, opt + 60, "<I", first_raw + file_align), 0, r"")
+# PE checksums: zero, stale and right, on even and odd file lengths.
+odd = good + b"\x5a"
+for tag, data in (("even", good), ("odd", odd)):
+    case(f"valid-checksum-zero-{tag}", patch(data, checksum_off, "<I", 0), 0, r"")
+    case(f"valid-checksum-stale-{tag}", patch(data, checksum_off, "<I", pe_checksum(data) ^ 0x1234), 0, r"")
+    case(f"valid-checksum-right-{tag}", patch(data, checksum_off, "<I", pe_checksum(data)), 0, r"")
+
 with open(os.path.join(out, "EXPECT"), "w") as f:
     for name, code, regex in cases:
         f.write(f"{name}\t{code}\t{regex}\n")
