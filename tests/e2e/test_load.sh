@@ -111,8 +111,8 @@ dl_batch() {
 wait_curls() { local j; for j in $(jobs -p); do [[ $j == "$SVC_PID" || $j == "$DL_PID" ]] || wait "$j"; done; }
 
 # Warm-up: thread pools, TLS sessions, the allocator's arenas.
-dl_batch 200 warm
-sign_batch 400 warm
+dl_batch 300 warm
+sign_batch 1000 warm
 rm -f "$W"/dl/warm-* "$W"/sig/warm-*
 sleep 0.5
 svc_rss0=$(rss "$SVC_PID") dl_rss0=$(rss "$DL_PID")
@@ -160,10 +160,17 @@ done
 [[ $vfail -eq 0 ]] && ok "20 signatures attached and verified" || bad "$vfail of 20 sampled signatures do not verify"
 
 # Memory: within 10% + 2 MB of the warmed-up figure.
+# Under AddressSanitizer freed memory sits in its quarantine, so RSS says
+# nothing about leaks there (ASan's own leak check does): report only.
+asan=$(grep -c __asan_init <(nm -D "$SIGNGATE" 2>/dev/null) || true)
 for s in "service $svc_rss0 $svc_rss1" "serve $dl_rss0 $dl_rss1"; do
 	read -r name r0 r1 <<<"$s"
 	lim=$((r0 + r0 / 10 + 2048))
-	[[ $r1 -le $lim ]] && ok "$name RSS $r0 -> $r1 kB (limit $lim)" || bad "$name RSS grew from $r0 to $r1 kB (limit $lim)"
+	if [[ $asan -gt 0 ]]; then
+		ok "$name RSS $r0 -> $r1 kB (not judged under ASan)"
+	else
+		[[ $r1 -le $lim ]] && ok "$name RSS $r0 -> $r1 kB (limit $lim)" || bad "$name RSS grew from $r0 to $r1 kB (limit $lim)"
+	fi
 done
 kill -0 "$SVC_PID" && kill -0 "$DL_PID" && ok "both servers still running" || bad "a server died"
 grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$W"/*.err >/dev/null 2>&1 && bad "sanitizer reports"
