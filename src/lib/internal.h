@@ -78,6 +78,15 @@ typedef struct sg_capbuf {
 /* CURLOPT_WRITEFUNCTION for an sg_capbuf (CURLOPT_WRITEDATA). */
 size_t sg_capbuf_write(char *data, size_t size, size_t nmemb, void *arg);
 
+/*
+ * Writes f with sig (DER Authenticode) as its only signature to out
+ * (atomically), provided the digest sig carries is f's: SG_ERR_VERIFY
+ * otherwise, and nothing is written.  *md_out: the signature's digest
+ * algorithm, for the caller's messages.
+ */
+sg_status sg_embed_checked(sg_file *f, const unsigned char *sig, size_t siglen,
+                           const char *out, sg_md *md_out);
+
 /* Writes all of buf at offset off; 0 or an errno-style failure status. */
 sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 sg_status sg_write_all(int fd, const void *buf, size_t len);

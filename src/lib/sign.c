@@ -72,44 +72,61 @@ sg_status sg_sign_file(const char *in, const char *out, sg_md md, int nest,
 	return sg_sign_file_ex(in, out, md, nest, s, opts, NULL, NULL);
 }
 
+sg_status sg_embed_checked(sg_file *f, const unsigned char *sig, size_t siglen,
+                           const char *out, sg_md *md_out)
+{
+	unsigned char signed_digest[SG_MAX_MD], digest[SG_MAX_MD];
+	const unsigned char *content;
+	long content_len;
+	size_t dlen = 0;
+	sg_outfile o = { .fd = -1 };
+	PKCS7 *p7 = NULL;
+	sg_md md = SG_MD_SHA256;
+	sg_status rc;
+
+	rc = sg_ac_parse(sig, siglen, &p7);
+	if(!rc)
+		rc = sg_ac_read_content(p7, &md, signed_digest, &content, &content_len);
+	if(!rc)
+		rc = sg_outfile_open(&o, out);
+	if(rc)
+		goto out;
+	/* The bytes written are the bytes hashed: they must be what the
+	 * signature covers. */
+	rc = sg_file_digest(f, md, o.fd, digest, &dlen);
+	if(!rc && (dlen != sg_md_size(md) || CRYPTO_memcmp(digest, signed_digest, dlen)))
+		rc = sg_fail(SG_ERR_VERIFY, "the signature's %s digest does not match the file",
+		             sg_md_name(md));
+	if(!rc)
+		rc = sg_file_write_fd(f, sig, siglen, o.fd, 1);
+	rc = sg_outfile_end(&o, rc);
+out:
+	if(md_out)
+		*md_out = md;
+	PKCS7_free(p7);
+	return rc;
+}
+
 sg_status sg_attach_signature_file(const char *in, const char *sigpath,
                                    const char *out)
 {
-	unsigned char *sig = NULL, signed_digest[SG_MAX_MD], digest[SG_MAX_MD];
-	const unsigned char *content;
-	long content_len;
-	size_t siglen, dlen;
-	PKCS7 *p7 = NULL;
+	unsigned char *sig = NULL;
+	size_t siglen;
 	sg_file *f = NULL;
-	sg_outfile o = { .fd = -1 };
 	sg_md md;
 	sg_status rc;
 
 	rc = sg_read_file(sigpath, 64u << 20, &sig, &siglen);
 	if(rc)
 		return sg_fail_prefix(rc, "signature");
-	rc = sg_ac_parse(sig, siglen, &p7);
-	if(!rc)
-		rc = sg_ac_read_content(p7, &md, signed_digest, &content, &content_len);
-	if(rc) {
-		rc = sg_fail_prefix(rc, "%s", sigpath);
-		goto out;
-	}
 	rc = sg_file_open(in, &f);
-	if(rc)
-		goto out;
-	rc = sg_outfile_open(&o, out);
-	if(rc)
-		goto out;
-	rc = sg_file_digest(f, md, o.fd, digest, &dlen);
-	if(!rc && CRYPTO_memcmp(digest, signed_digest, dlen))
-		rc = sg_fail(SG_ERR_VERIFY, "%s was made for another file: its %s digest "
-		             "does not match %s", sigpath, sg_md_name(md), in);
 	if(!rc)
-		rc = sg_file_write_fd(f, sig, siglen, o.fd, 1);
-	rc = sg_outfile_end(&o, rc);
-out:
-	PKCS7_free(p7);
+		rc = sg_embed_checked(f, sig, siglen, out, &md);
+	if(rc == SG_ERR_VERIFY)
+		rc = sg_fail(rc, "%s was made for another file: its %s digest does not match %s; "
+		             "nothing written to %s", sigpath, sg_md_name(md), in, out);
+	else if(rc == SG_ERR_MALFORMED)
+		rc = sg_fail_prefix(rc, "%s", sigpath);
 	sg_file_close(f);
 	free(sig);
 	return rc;

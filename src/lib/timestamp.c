@@ -664,12 +664,7 @@ sg_status sg_timestamp_add(const unsigned char *sig, size_t siglen, const sg_tsa
 sg_status sg_timestamp_file(const char *in, const char *out, const sg_tsa_opts *o)
 {
 	unsigned char *sig = NULL, *extra = NULL, *stamped = NULL;
-	unsigned char signed_digest[SG_MAX_MD], digest[SG_MAX_MD];
-	const unsigned char *content;
-	long content_len;
-	size_t siglen = 0, extralen = 0, stampedlen = 0, dlen = 0;
-	sg_outfile of = { .fd = -1 };
-	PKCS7 *p7 = NULL;
+	size_t siglen = 0, extralen = 0, stampedlen = 0;
 	sg_file *f = NULL;
 	sg_md md;
 	int used;
@@ -699,31 +694,18 @@ sg_status sg_timestamp_file(const char *in, const char *out, const sg_tsa_opts *
 	if(rc != SG_ERR_NOT_FOUND)
 		goto out;
 	sg_clear_error();
-	rc = sg_ac_parse(sig, siglen, &p7);
-	if(!rc)
-		rc = sg_ac_read_content(p7, &md, signed_digest, &content, &content_len);
+	rc = ts_add(sig, siglen, o, &stamped, &stampedlen, &used);
 	if(rc) {
-		rc = sg_fail_prefix(rc, "%s", in);
+		if(rc == SG_ERR_MALFORMED)
+			rc = sg_fail_prefix(rc, "%s", in);
 		goto out;
 	}
-	rc = ts_add(sig, siglen, o, &stamped, &stampedlen, &used);
-	if(rc)
-		goto out;
-	/* The bytes written are the bytes hashed, and they must be the ones
-	 * the signature covers: a stale signature gets no fresh timestamp. */
-	rc = sg_outfile_open(&of, out);
-	if(rc)
-		goto out;
-	rc = sg_file_digest(f, md, of.fd, digest, &dlen);
-	if(!rc && (dlen != sg_md_size(md) || CRYPTO_memcmp(digest, signed_digest, dlen)))
-		rc = sg_fail(SG_ERR_VERIFY, "the signature of %s does not match its contents (%s "
-		             "digest differs): sign it again rather than timestamp it", in,
-		             sg_md_name(md));
-	if(!rc)
-		rc = sg_file_write_fd(f, stamped, stampedlen, of.fd, 1);
-	rc = sg_outfile_end(&of, rc);
+	/* A stale signature gets no fresh timestamp. */
+	rc = sg_embed_checked(f, stamped, stampedlen, out, &md);
+	if(rc == SG_ERR_VERIFY)
+		rc = sg_fail(rc, "the signature of %s does not match its contents (%s digest "
+		             "differs): sign it again rather than timestamp it", in, sg_md_name(md));
 out:
-	PKCS7_free(p7);
 	free(stamped);
 	free(extra);
 	free(sig);
