@@ -94,12 +94,14 @@ const char *sg_log_quote(const char *in, char *buf, size_t len)
 		return buf;
 	}
 	buf[o++] = '"';
+	/* Invariant: o + 5 <= len, room for "...", the closing quote, the NUL. */
 	for(const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
-		if(o + 6 >= len) {
+		int esc = *p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\';
+		if(o + (esc ? 4 : 1) + 5 > len) {
 			buf[o++] = '.'; buf[o++] = '.'; buf[o++] = '.';
 			break;
 		}
-		if(*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+		if(esc)
 			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
 		else
 			buf[o++] = (char)*p;

@@ -37,6 +37,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "servers.h"
+#include "sign_request.h"
 
 #define TOKEN_HASH_LEN 32
 #define EXPIRY_WARN_DAYS 30
@@ -371,32 +372,6 @@ static int svc_over_rate(svc *s, struct evhttp_request *req, const svc_rec *r,
 	return 1;
 }
 
-/* A string field: NULL if absent; sets *bad if present but not a string. */
-static const char *svc_str(json_t *o, const char *name, int *bad)
-{
-	json_t *v = json_object_get(o, name);
-
-	if(!v)
-		return NULL;
-	if(!json_is_string(v)) {
-		*bad = 1;
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
-static int svc_printable(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if(n == 0 || n > max)
-		return 0;
-	for(; *s; s++)
-		if((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
 /* A signature is granted: its audit record on disk first, then a log
  * line.  0, or -1 if the record could not be written (no signature may
  * then be returned). */
@@ -452,102 +427,37 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
-	const char *key, *alg, *hex, *file, *fmt, *pname, *purl;
-	unsigned char digest[SG_MAX_MD], *sig = NULL, *b64 = NULL;
+	unsigned char *sig = NULL, *b64 = NULL;
 	char msg[300], dhex[2 * SG_MAX_MD + 1];
 	const svc_key *k;
-	json_error_t jerr;
-	json_t *body = NULL, *ans;
+	sg_sign_request rq;
+	json_t *ans;
 	size_t siglen = 0;
-	size_t dlen = 0;
-	int stamped = 0;
-	int bad = 0;
-	sg_md md;
+	int stamped = 0, code;
 	sg_status rc;
 
+	memset(&rq, 0, sizeof(rq));
 	if(len > s->cfg->svc_max_body) {
 		svc_refuse(s, req, r, 413, "request body too large");
 		return;
 	}
-	body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
-	                  JSON_REJECT_DUPLICATES, &jerr);
-	if(!body || !json_is_object(body)) {
-		snprintf(msg, sizeof(msg), "body is not a JSON object: %s",
-		         body ? "wrong type" : jerr.text);
-		svc_refuse(s, req, r, 400, msg);
-		goto out;
-	}
+	code = sg_sign_request_parse((const char *)evbuffer_pullup(in, -1), len, &rq,
+	                             msg, sizeof(msg));
 	/* The audit record names what was asked for, valid or not. */
-	r->key = json_string_value(json_object_get(body, "key"));
-	r->file_name = json_string_value(json_object_get(body, "file_name"));
-	r->digest_algorithm = json_string_value(json_object_get(body, "digest_algorithm"));
-	r->digest = json_string_value(json_object_get(body, "digest"));
-	{
-		/* Unknown fields are refused: a typo must not pass silently. */
-		static const char *const known[] = { "key", "digest_algorithm", "digest",
-		                                     "file_name", "format", "program_name",
-		                                     "program_url" };
-		const char *name;
-		json_t *v;
-		json_object_foreach(body, name, v) {
-			size_t i;
-			for(i = 0; i < sizeof(known) / sizeof(known[0]) && strcmp(name, known[i]); i++)
-				;
-			if(i == sizeof(known) / sizeof(known[0])) {
-				char qname[120];
-				snprintf(msg, sizeof(msg), "unknown field %s",
-				         sg_log_quote(name, qname, sizeof(qname)));
-				svc_refuse(s, req, r, 400, msg);
-				goto out;
-			}
-		}
-	}
-	key = svc_str(body, "key", &bad);
-	alg = svc_str(body, "digest_algorithm", &bad);
-	hex = svc_str(body, "digest", &bad);
-	file = svc_str(body, "file_name", &bad);
-	fmt = svc_str(body, "format", &bad);
-	pname = svc_str(body, "program_name", &bad);
-	purl = svc_str(body, "program_url", &bad);
-	const char *missing = !key ? "key" : !alg ? "digest_algorithm" : !hex ? "digest"
-	                    : !file ? "file_name" : !fmt ? "format" : NULL;
-	if(bad || missing) {
-		snprintf(msg, sizeof(msg), bad ? "a field has the wrong type (all are strings)"
-		                               : "field '%s' is missing", missing);
-		svc_refuse(s, req, r, 400, msg);
+	r->key = rq.raw_key;
+	r->file_name = rq.raw_file;
+	r->digest_algorithm = rq.raw_alg;
+	r->digest = rq.raw_digest;
+	if(code) {
+		svc_refuse(s, req, r, code, msg);
 		goto out;
 	}
-	if(sg_md_from_name(alg, &md)) {
-		svc_refuse(s, req, r, 400,
-		           "field 'digest_algorithm' must be sha1, sha256, sha384 or sha512");
-		goto out;
-	}
+	const char *key = rq.key, *fmt = rq.fmt;
+	sg_md md = rq.md;
 	if(cl->cfg->digests && !(cl->cfg->digests & (1u << md))) {
 		snprintf(msg, sizeof(msg), "client '%s' may not use digest algorithm %s",
 		         cl->cfg->name, sg_md_name(md));
 		svc_refuse(s, req, r, 403, msg);
-		goto out;
-	}
-	if(strlen(hex) != 2 * sg_md_size(md) ||
-	   OPENSSL_hexstr2buf_ex(digest, sizeof(digest), &dlen, hex, '\0') != 1 ||
-	   dlen != sg_md_size(md)) {
-		snprintf(msg, sizeof(msg),
-		         "field 'digest' must be %zu hex digits for %s", 2 * sg_md_size(md), alg);
-		svc_refuse(s, req, r, 400, msg);
-		goto out;
-	}
-	if(!svc_printable(file, 255)) {
-		svc_refuse(s, req, r, 400,
-		           "field 'file_name' must be 1 to 255 bytes without control characters");
-		goto out;
-	}
-	if(strcmp(fmt, "pe")) {
-		svc_refuse(s, req, r, 400, "field 'format' must be 'pe'");
-		goto out;
-	}
-	if((pname && !svc_printable(pname, 1024)) || (purl && !svc_printable(purl, 1024))) {
-		svc_refuse(s, req, r, 400,
-		           "fields 'program_name' and 'program_url' must be 1 to 1024 bytes without control characters");
 		goto out;
 	}
 	k = svc_find_key(s, key);
@@ -562,10 +472,11 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 		goto out;
 	}
 
-	sg_sign_opts so = { .program_name = pname, .url = purl };
-	rc = sg_authenticode_sign(k->signer, fmt, md, digest, sg_md_size(md), &so, &sig, &siglen);
+	sg_sign_opts so = { .program_name = rq.pname, .url = rq.purl };
+	rc = sg_authenticode_sign(k->signer, fmt, md, rq.digest, sg_md_size(md), &so, &sig,
+	                          &siglen);
 	if(rc) {
-		int code = rc == SG_ERR_USAGE ? 400 : 503;
+		code = rc == SG_ERR_USAGE ? 400 : 503;
 		if(code == 503)
 			sg_log(SG_LOG_ERROR, "signing with key %s failed: %s", key, sg_last_error());
 		snprintf(msg, sizeof(msg), code == 400 ? "%.250s" : "signing failed: %.230s",
@@ -575,7 +486,7 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 	}
 	if(svc_timestamp(s, req, r, key, &sig, &siglen, &stamped))
 		goto out;
-	sg_hex(digest, sg_md_size(md), dhex);
+	sg_hex(rq.digest, sg_md_size(md), dhex);
 	b64 = malloc(4 * ((siglen + 2) / 3) + 1);
 	if(!b64) {
 		svc_refuse(s, req, r, 503, "out of memory");
@@ -597,7 +508,7 @@ static void svc_sign(svc *s, struct evhttp_request *req, const svc_client *cl,
 out:
 	free(b64);
 	free(sig);
-	json_decref(body);
+	sg_sign_request_free(&rq);
 }
 
 static void svc_keys(svc *s, struct evhttp_request *req, const svc_client *cl)

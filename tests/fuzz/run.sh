@@ -15,7 +15,7 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/lib -Isrc/serv
 LIBS="$B/lib/libsigngate_server.a $B/lib/libsigngate.a $(pkg-config --libs p11-kit-1 jansson inih libevent_openssl libevent_pthreads libcurl) -lssl -lcrypto -ldl -lpthread"
 fails=0
 fails=0
-for h in pe config; do
+for h in pe config request; do
 	# shellcheck disable=SC2086
 	clang $FLAGS -DSG_FUZZ_CA="\"$PWD/tests/kat/cert.pem\"" tests/fuzz/fuzz_$h.c $LIBS -o "$B/fuzz_$h"
 	mkdir -p "$B/corpus-$h"
