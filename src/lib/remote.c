@@ -13,13 +13,10 @@
  * Not here: GET /v1/keys (nothing needs it yet), HTTP/2, client
  * certificates.
  */
-#include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -27,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "authenticode_int.h"
+#include "http.h"
 #include "internal.h"
 #include "signgate/remote.h"
 
@@ -47,21 +45,8 @@ struct sg_remote {
 };
 
 /* What one attempt gave. */
-struct remote_reply {
-	CURLcode cc;
-	long http;
-	char ctype[128];
-	char errbuf[CURL_ERROR_SIZE];
-	sg_capbuf body;
-};
+typedef sg_http_reply remote_reply;
 
-static pthread_once_t remote_once = PTHREAD_ONCE_INIT;
-static CURLcode remote_init_rc = CURLE_FAILED_INIT;
-
-static void remote_global_init(void)
-{
-	remote_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static char *remote_strdup(const char *s)
 {
@@ -111,10 +96,9 @@ sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out)
 		return sg_fail(SG_ERR_USAGE, "no key name given for the signing service (service_key)");
 	if(o->connect_timeout < 0 || o->timeout < 0 || o->retries < 0 || o->retries > 100)
 		return sg_fail(SG_ERR_USAGE, "bad timeout or retry count for the signing service");
-	pthread_once(&remote_once, remote_global_init);
-	if(remote_init_rc != CURLE_OK)
-		return sg_fail(SG_ERR_INTERNAL, "cannot initialise libcurl: %s",
-		               curl_easy_strerror(remote_init_rc));
+	rc = sg_http_init();
+	if(rc)
+		return rc;
 	rc = sg_secret_read(o->token, &token);
 	if(rc)
 		return sg_fail_prefix(rc, "signing service token");
@@ -314,68 +298,21 @@ out:
  * caller frees rep->body.p.  Returns non-zero only when the request could
  * not even be set up. */
 static sg_status remote_post(const sg_remote *r, const char *url, const char *body,
-                             struct remote_reply *rep)
+                             remote_reply *rep)
 {
-	struct curl_slist *hdrs = NULL, *h;
-	char *ct = NULL;
-	CURL *c;
-	sg_status rc = SG_OK;
-
-	memset(rep, 0, sizeof(*rep));
-	rep->body.max = REMOTE_MAX_ANSWER;
-	c = curl_easy_init();
-	if(!c)
-		return sg_fail(SG_ERR_NOMEM, "cannot create a curl handle");
 	const char *const lines[] = { "Content-Type: application/json",
 	                              "Accept: application/json", "Expect:", r->auth };
-	for(size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		h = curl_slist_append(hdrs, lines[i]);
-		if(!h) {
-			rc = sg_fail(SG_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		hdrs = h;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-#else
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
-#endif
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rep->errbuf);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	if(body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-	}
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "signgate/" SG_VERSION);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, r->connect_timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, r->timeout);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)REMOTE_MAX_ANSWER);
-	/* "" disables the proxy environment variables: the configuration
-	 * alone decides whether a proxy is used. */
-	curl_easy_setopt(c, CURLOPT_PROXY, r->proxy ? r->proxy : "");
-	if(r->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep->body);
-	rep->cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rep->http);
-	if(curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-		snprintf(rep->ctype, sizeof(rep->ctype), "%s", ct);
-out:
-	/* The list holds a copy of the token. */
-	for(h = hdrs; h; h = h->next)
-		if(!strncmp(h->data, "Authorization:", 14))
-			OPENSSL_cleanse(h->data, strlen(h->data));
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
-	return rc;
+	sg_http_req q = {
+		.url = url, .headers = lines, .nheaders = sizeof(lines) / sizeof(lines[0]),
+		.body = body, .bodylen = body ? strlen(body) : 0, .protocols = "https",
+		.connect_timeout = r->connect_timeout, .timeout = r->timeout,
+		/* "" disables the proxy environment variables: the configuration
+		 * alone decides whether a proxy is used. */
+		.proxy = r->proxy ? r->proxy : "", .ca_file = r->ca_file,
+		.max_answer = REMOTE_MAX_ANSWER,
+	};
+
+	return sg_http_exchange(&q, rep);
 }
 
 /* Network failures worth another attempt: the service may be restarting
@@ -403,14 +340,6 @@ static int remote_retryable_http(long code)
 	return code == 502 || code == 503 || code == 504;
 }
 
-static void remote_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while(nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 static int remote_is_json(const char *ctype)
 {
 	size_t n = strlen("application/json");
@@ -432,7 +361,7 @@ static void remote_clean_text(const char *msg, size_t len, char *out, size_t out
 }
 
 /* The service's {"error": "..."} message, if the answer has one. */
-static void remote_error_text(const struct remote_reply *rep, char *out, size_t outlen)
+static void remote_error_text(const remote_reply *rep, char *out, size_t outlen)
 {
 	json_t *j, *e;
 
@@ -515,7 +444,7 @@ out:
 	return rc;
 }
 
-static sg_status remote_parse_answer(const struct remote_reply *rep, sg_md md,
+static sg_status remote_parse_answer(const remote_reply *rep, sg_md md,
                                      const unsigned char *digest, size_t dlen,
                                      unsigned char **der, size_t *derlen)
 {
@@ -555,7 +484,7 @@ sg_status sg_remote_sign(sg_remote *r, const char *fmt, sg_md md,
                          const char *file_name, const sg_sign_opts *opts,
                          unsigned char **der, size_t *derlen)
 {
-	struct remote_reply rep = { 0 };
+	remote_reply rep = { 0 };
 	char *body = NULL, msg[320];
 	int attempts = 0;
 	sg_status rc;
@@ -578,7 +507,7 @@ sg_status sg_remote_sign(sg_remote *r, const char *fmt, sg_md md,
 		   ((rep.cc != CURLE_OK && remote_retryable_cc(rep.cc)) ||
 		    (rep.cc == CURLE_OK && remote_retryable_http(rep.http)))) {
 			long ms = REMOTE_BACKOFF_MS << (attempts - 1 < 6 ? attempts - 1 : 6);
-			remote_sleep_ms(ms < REMOTE_BACKOFF_MAX_MS ? ms : REMOTE_BACKOFF_MAX_MS);
+			sg_http_sleep_ms(ms < REMOTE_BACKOFF_MAX_MS ? ms : REMOTE_BACKOFF_MAX_MS);
 			continue;
 		}
 		break;
@@ -612,7 +541,7 @@ out:
 
 sg_status sg_remote_probe(sg_remote *r)
 {
-	struct remote_reply rep = { 0 };
+	remote_reply rep = { 0 };
 	char *url, msg[320];
 	json_t *j = NULL, *keys;
 	size_t i, n = strlen(r->base) + sizeof("/v1/keys");

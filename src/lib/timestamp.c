@@ -22,14 +22,11 @@
  * verification's job), legacy Authenticode countersignatures (pre-RFC 3161
  * "1.3.6.1.4.1.311.3.2.1" requests), timestamping nested signatures.
  */
-#include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/bn.h>
@@ -42,6 +39,7 @@
 #include <openssl/x509.h>
 
 #include "authenticode_int.h"
+#include "http.h"
 #include "internal.h"
 #include "signgate/timestamp.h"
 #include "spc.h"
@@ -52,13 +50,7 @@
 #define TS_REPLY_TYPE "application/timestamp-reply"
 
 /* What one attempt gave. */
-struct ts_reply {
-	CURLcode cc;
-	long http;
-	char ctype[128];
-	char errbuf[CURL_ERROR_SIZE];
-	sg_capbuf body;
-};
+typedef sg_http_reply ts_reply;
 
 /* One request, as sent; what the answer must match. */
 struct ts_request {
@@ -70,13 +62,6 @@ struct ts_request {
 	ASN1_INTEGER *nonce;
 };
 
-static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
-static CURLcode ts_init_rc = CURLE_FAILED_INIT;
-
-static void ts_global_init(void)
-{
-	ts_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* ---------------------------------------------------------------- options */
 
@@ -208,69 +193,26 @@ out:
 /* One POST of the request to url.  Fills rep (the caller frees
  * rep->body.p); non-zero only when the request could not be set up. */
 static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_request *r,
-                         struct ts_reply *rep)
+                         ts_reply *rep)
 {
 	static const char *const lines[] = { "Content-Type: application/timestamp-query",
 	                                     ("Accept: " TS_REPLY_TYPE), "Expect:" };
-	struct curl_slist *hdrs = NULL, *h;
 	long timeout = o->timeout ? o->timeout : 30;
 	long ctimeout = o->connect_timeout ? o->connect_timeout : 10;
-	char *ct = NULL;
-	CURL *c;
-	sg_status rc = SG_OK;
+	sg_http_req q = {
+		.url = url, .headers = lines, .nheaders = sizeof(lines) / sizeof(lines[0]),
+		.body = r->der, .bodylen = r->len, .protocols = "http,https",
+		.connect_timeout = ctimeout < timeout ? ctimeout : timeout, .timeout = timeout,
+		/* NULL leaves libcurl's default: the proxy environment variables. */
+		.proxy = o->proxy, .ca_file = o->ca_file, .max_answer = TS_MAX_ANSWER,
+	};
 
-	memset(rep, 0, sizeof(*rep));
-	rep->body.max = TS_MAX_ANSWER;
-	c = curl_easy_init();
-	if(!c)
-		return sg_fail(SG_ERR_NOMEM, "cannot create a curl handle");
-	for(size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		h = curl_slist_append(hdrs, lines[i]);
-		if(!h) {
-			rc = sg_fail(SG_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		hdrs = h;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rep->errbuf);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->der);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "signgate/" SG_VERSION);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, ctimeout < timeout ? ctimeout : timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)TS_MAX_ANSWER);
-	/* NULL leaves libcurl's default: the proxy environment variables. */
-	if(o->proxy)
-		curl_easy_setopt(c, CURLOPT_PROXY, o->proxy);
-	if(o->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep->body);
-	rep->cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rep->http);
-	if(curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-		snprintf(rep->ctype, sizeof(rep->ctype), "%s", ct);
-out:
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
-	return rc;
+	return sg_http_exchange(&q, rep);
 }
 
 /* Worth another attempt at the same URL: it may be restarting or busy.
  * Not a timeout (the next URL is better), not TLS or URL errors. */
-static int ts_retryable(const struct ts_reply *rep)
+static int ts_retryable(const ts_reply *rep)
 {
 	if(rep->cc == CURLE_OK)
 		return rep->http == 502 || rep->http == 503 || rep->http == 504;
@@ -287,14 +229,6 @@ static int ts_retryable(const struct ts_reply *rep)
 	default:
 		return 0;
 	}
-}
-
-static void ts_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while(nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 static int ts_is_reply_type(const char *ctype)
@@ -387,7 +321,7 @@ bad:
 
 /* Checks a 200 application/timestamp-reply body; the token in *tok
  * (malloc'd) on success.  The detail does not name the URL yet. */
-static sg_status ts_parse_reply(const struct ts_reply *rep, const struct ts_request *r,
+static sg_status ts_parse_reply(const ts_reply *rep, const struct ts_request *r,
                                 unsigned char **tok, size_t *toklen)
 {
 	const unsigned char *p = rep->body.p, *span;
@@ -487,7 +421,7 @@ out:
 }
 
 /* The verdict on one URL's final attempt; the token on success. */
-static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const struct ts_reply *rep,
+static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const ts_reply *rep,
                           int attempts, const struct ts_request *r, unsigned char **tok,
                           size_t *toklen)
 {
@@ -528,14 +462,13 @@ static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const struct ts
 static sg_status ts_fetch(const sg_tsa_opts *o, const struct ts_request *r,
                           unsigned char **tok, size_t *toklen, int *used)
 {
-	struct ts_reply rep = { 0 };
+	ts_reply rep = { 0 };
 	sg_status rc = SG_ERR_INTERNAL;
 
 	*used = -1;
-	pthread_once(&ts_once, ts_global_init);
-	if(ts_init_rc != CURLE_OK)
-		return sg_fail(SG_ERR_INTERNAL, "cannot initialise libcurl: %s",
-		               curl_easy_strerror(ts_init_rc));
+	rc = sg_http_init();
+	if(rc)
+		return rc;
 	for(size_t i = 0; i < o->nurls; i++) {
 		int attempts = 0;
 		for(;;) {
@@ -546,7 +479,7 @@ static sg_status ts_fetch(const sg_tsa_opts *o, const struct ts_request *r,
 			attempts++;
 			if(attempts <= o->retries && ts_retryable(&rep)) {
 				long ms = (long)TS_BACKOFF_MS << (attempts - 1 < 4 ? attempts - 1 : 4);
-				ts_sleep_ms(ms < TS_BACKOFF_MAX_MS ? ms : TS_BACKOFF_MAX_MS);
+				sg_http_sleep_ms(ms < TS_BACKOFF_MAX_MS ? ms : TS_BACKOFF_MAX_MS);
 				continue;
 			}
 			break;
