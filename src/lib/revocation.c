@@ -19,7 +19,6 @@
  * distribution point's scoping, LDAP distribution points.
  */
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "http.h"
 #include "internal.h"
 #include "verify_int.h"
 
@@ -48,14 +48,6 @@ struct sg_crl_set {
 	struct crl_tried tried[CRL_MAX_FETCHES];
 	size_t ntried;
 };
-
-static pthread_once_t crl_once = PTHREAD_ONCE_INIT;
-static CURLcode crl_init_rc = CURLE_FAILED_INIT;
-
-static void crl_global_init(void)
-{
-	crl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* PEM text has "-----BEGIN" somewhere (text may precede it); DER starts
  * with a SEQUENCE tag and never holds it in the first bytes. */
@@ -167,8 +159,7 @@ static const char *crl_fetch(sg_crl_set *cs, const char *url)
 	if(!(t->url = strdup(url)))
 		return "out of memory";
 	cs->ntried++;
-	pthread_once(&crl_once, crl_global_init);
-	if(crl_init_rc != CURLE_OK || !(c = curl_easy_init())) {
+	if(sg_http_init() || !(c = curl_easy_init())) {
 		snprintf(t->err, sizeof(t->err), "libcurl cannot be initialised");
 		return t->err;
 	}
