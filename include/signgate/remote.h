@@ -27,8 +27,9 @@ typedef struct sg_remote_opts {
 	const char *token;       /* secret spec of the bearer token: file:PATH,
 	                            env:VAR or pass:TEXT (see sg_secret_read) */
 	const char *key;         /* key name at the service */
-	const char *proxy;       /* e.g. http://proxy:3128; NULL: no proxy (the
-	                            http_proxy/https_proxy variables are ignored) */
+	sg_proxy proxy;          /* url e.g. http://proxy:3128; NULL or "": no
+	                            proxy (the http_proxy/https_proxy variables
+	                            are ignored); the password is read once here */
 	long connect_timeout;    /* seconds; 0: 10 */
 	long timeout;            /* seconds for a whole request; 0: 60 */
 	int retries;             /* extra attempts after a network error or an

@@ -127,6 +127,26 @@ sg_status sg_write_file_atomic(const char *path, const void *buf, size_t len);
 sg_status sg_secret_read(const char *spec, char **out);
 void sg_secret_free(char *s);
 
+/*
+ * An HTTP proxy for outgoing requests (signing service, TSAs).  HTTPS goes
+ * through it by CONNECT; plain HTTP as a proxied request.
+ */
+typedef struct sg_proxy {
+	const char *url;        /* http://HOST:PORT (no user:password); NULL:
+	                           the environment's (http_proxy, https_proxy,
+	                           no_proxy, as curl reads them); "": none */
+	const char *user;       /* Basic authentication to the proxy; NULL: none */
+	const char *password;   /* secret spec of user's password (sg_secret_read) */
+	const char *no_proxy;   /* comma-separated hosts (".example.com" for a
+	                           domain, "*" for all) reached directly; NULL: none */
+} sg_proxy;
+
+/* Checks a proxy setting "HOST:PORT" or "http://HOST:PORT[/]" and writes
+ * the URL form (http://HOST:PORT) to *url (free()).  SG_ERR_USAGE saying
+ * what is wrong: another scheme, a user:password part (use the separate
+ * user and password settings), a missing or bad port. */
+sg_status sg_proxy_parse(const char *value, char **url);
+
 /* ---------------------------------------------------------------- signers */
 
 /*
@@ -262,7 +282,8 @@ typedef struct sg_verify_opts {
 	size_t n_crl_files;
 	int fetch_crl;          /* fetch missing CRLs from the certificates' CRL
 	                           distribution points (http:// or https://, by
-	                           libcurl, which honours http_proxy/no_proxy) */
+	                           libcurl) */
+	sg_proxy proxy;         /* for those fetches; zeroed: the environment */
 } sg_verify_opts;
 
 /*

@@ -33,10 +33,9 @@ typedef struct sg_tsa_opts {
 	                            tried in order until one gives a timestamp */
 	size_t nurls;            /* 1 .. SG_TSA_MAX_URLS */
 	const char *ca_file;     /* PEM roots for https TSAs; NULL: system store */
-	const char *proxy;       /* NULL: libcurl's default, which honours the
-	                            http_proxy, https_proxy (HTTPS_PROXY) and
-	                            no_proxy variables; "": no proxy at all;
-	                            else the proxy URL */
+	sg_proxy proxy;          /* url NULL: libcurl's default, which honours
+	                            the http_proxy, https_proxy (HTTPS_PROXY) and
+	                            no_proxy variables; "": no proxy at all */
 	long connect_timeout;    /* seconds per attempt; 0: 10 (at most timeout) */
 	long timeout;            /* seconds for a whole attempt; 0: 30 */
 	int retries;             /* extra attempts per URL after a connection

@@ -22,8 +22,12 @@ typedef struct sg_http_req {
 	long connect_timeout, timeout;
 	const char *proxy;           /* NULL: libcurl's default (the environment);
 	                                "": none */
+	const char *proxy_user;      /* Basic authentication; NULL: none */
+	const char *proxy_password;  /* the password itself (not a spec) */
+	const char *no_proxy;        /* NULL: none (or the environment's) */
 	const char *ca_file;         /* NULL: the system store */
 	size_t max_answer;
+	long redirects;              /* at most this many (same protocols); 0: none */
 } sg_http_req;
 
 typedef struct sg_http_reply {
@@ -37,9 +41,15 @@ typedef struct sg_http_reply {
 /* curl_global_init, once per process; SG_ERR_NETWORK if it failed. */
 sg_status sg_http_init(void);
 /* Performs q, filling rep.  Non-zero only when the request could not even
- * be set up; network and HTTP outcomes are in rep.  Header lines holding
+ * be set up; network and HTTP outcomes are in rep.  A proxy that refuses
+ * (407 asking for credentials, or a CONNECT it will not tunnel) gives
+ * rep->cc CURLE_PROXY with errbuf naming the proxy and what to do.  Header lines holding
  * "Authorization:" are wiped from curl's copy afterwards. */
 sg_status sg_http_exchange(const sg_http_req *q, sg_http_reply *rep);
+/* The request options for proxy p, its password already read into
+ * *password (sg_secret_free() it after the exchange).  A NULL p->url
+ * leaves the environment's proxy. */
+sg_status sg_http_proxy_opts(const sg_proxy *p, sg_http_req *q, char **password);
 /* Sleeps ms milliseconds (backoff between attempts). */
 void sg_http_sleep_ms(long ms);
 

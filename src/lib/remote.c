@@ -39,6 +39,7 @@ struct sg_remote {
 	char *ca_file;
 	char *key;
 	char *proxy;       /* NULL: none */
+	char *proxy_user, *proxy_password, *no_proxy;   /* the password wiped at free */
 	char *auth;        /* "Authorization: Bearer TOKEN"; wiped at free */
 	long connect_timeout, timeout;
 	int retries;
@@ -133,11 +134,25 @@ sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out)
 	memcpy(r->sign_url + n, "/v1/sign", sizeof("/v1/sign"));
 	r->key = strdup(o->key);
 	r->ca_file = remote_strdup(o->ca_file);
-	r->proxy = remote_strdup(o->proxy && *o->proxy ? o->proxy : NULL);
 	r->auth = malloc(sizeof(bearer) + tlen);
-	if(!r->key || (o->ca_file && !r->ca_file) || (o->proxy && *o->proxy && !r->proxy) ||
-	   !r->auth)
+	if(!r->key || (o->ca_file && !r->ca_file) || !r->auth)
 		goto nomem;
+	if(o->proxy.url && *o->proxy.url) {
+		r->proxy = strdup(o->proxy.url);
+		r->proxy_user = remote_strdup(o->proxy.user && *o->proxy.user ? o->proxy.user : NULL);
+		r->no_proxy = remote_strdup(o->proxy.no_proxy && *o->proxy.no_proxy ?
+		                            o->proxy.no_proxy : NULL);
+		if(!r->proxy || (o->proxy.user && *o->proxy.user && !r->proxy_user) ||
+		   (o->proxy.no_proxy && *o->proxy.no_proxy && !r->no_proxy))
+			goto nomem;
+		if(r->proxy_user && o->proxy.password) {
+			rc = sg_secret_read(o->proxy.password, &r->proxy_password);
+			if(rc) {
+				rc = sg_fail_prefix(rc, "proxy password");
+				goto fail;
+			}
+		}
+	}
 	memcpy(r->auth, bearer, sizeof(bearer) - 1);
 	memcpy(r->auth + sizeof(bearer) - 1, token, tlen + 1);
 	r->connect_timeout = o->connect_timeout ? o->connect_timeout : 10;
@@ -167,6 +182,9 @@ void sg_remote_free(sg_remote *r)
 	free(r->ca_file);
 	free(r->key);
 	free(r->proxy);
+	free(r->proxy_user);
+	free(r->no_proxy);
+	sg_secret_free(r->proxy_password);
 	free(r);
 }
 
@@ -308,7 +326,8 @@ static sg_status remote_post(const sg_remote *r, const char *url, const char *bo
 		.connect_timeout = r->connect_timeout, .timeout = r->timeout,
 		/* "" disables the proxy environment variables: the configuration
 		 * alone decides whether a proxy is used. */
-		.proxy = r->proxy ? r->proxy : "", .ca_file = r->ca_file,
+		.proxy = r->proxy ? r->proxy : "", .proxy_user = r->proxy_user,
+		.proxy_password = r->proxy_password, .no_proxy = r->no_proxy, .ca_file = r->ca_file,
 		.max_answer = REMOTE_MAX_ANSWER,
 	};
 

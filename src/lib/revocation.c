@@ -45,6 +45,7 @@ struct crl_tried {
 struct sg_crl_set {
 	STACK_OF(X509_CRL) *crls;
 	int fetch;
+	const sg_proxy *proxy;  /* for fetches; NULL: the environment */
 	struct crl_tried tried[CRL_MAX_FETCHES];
 	size_t ntried;
 };
@@ -95,7 +96,7 @@ static int crl_parse(sg_crl_set *cs, const unsigned char *buf, size_t len)
 }
 
 sg_status sg_crl_set_new(const char *const *files, size_t nfiles, int fetch,
-                         sg_crl_set **out)
+                         const sg_proxy *proxy, sg_crl_set **out)
 {
 	sg_crl_set *cs;
 	unsigned char *buf;
@@ -109,6 +110,7 @@ sg_status sg_crl_set_new(const char *const *files, size_t nfiles, int fetch,
 		return sg_fail(SG_ERR_NOMEM, "out of memory");
 	}
 	cs->fetch = fetch;
+	cs->proxy = proxy;
 	for(size_t i = 0; i < nfiles; i++) {
 		rc = sg_read_file(files[i], CRL_FILE_MAX, &buf, &len);
 		if(rc) {
@@ -143,12 +145,14 @@ void sg_crl_set_free(sg_crl_set *cs)
  * the error text of this URL's attempt ("" if it gave CRLs). */
 static const char *crl_fetch(sg_crl_set *cs, const char *url)
 {
-	char errbuf[CURL_ERROR_SIZE] = "";
-	sg_capbuf b = { .max = CRL_FILE_MAX };
+	static const sg_proxy env_proxy = { 0 };
+	sg_http_req q = {
+		.url = url, .protocols = "http,https", .redirects = 3, .connect_timeout = 10,
+		.timeout = 30, .max_answer = CRL_FILE_MAX,
+	};
+	sg_http_reply rep;
 	struct crl_tried *t;
-	CURL *c = NULL;
-	CURLcode cc;
-	long http = 0;
+	char *password = NULL;
 
 	for(size_t i = 0; i < cs->ntried; i++)
 		if(!strcmp(cs->tried[i].url, url))
@@ -159,36 +163,24 @@ static const char *crl_fetch(sg_crl_set *cs, const char *url)
 	if(!(t->url = strdup(url)))
 		return "out of memory";
 	cs->ntried++;
-	if(sg_http_init() || !(c = curl_easy_init())) {
-		snprintf(t->err, sizeof(t->err), "libcurl cannot be initialised");
+	if(sg_http_proxy_opts(cs->proxy ? cs->proxy : &env_proxy, &q, &password) ||
+	   sg_http_exchange(&q, &rep)) {
+		snprintf(t->err, sizeof(t->err), "%.80s: %.110s", url, sg_last_error());
+		sg_clear_error();
+		sg_secret_free(password);
 		return t->err;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CRL_FILE_MAX);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "signgate/" SG_VERSION);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
-	if(b.too_big)
+	sg_secret_free(password);
+	if(rep.body.too_big || rep.cc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(t->err, sizeof(t->err), "%s: more than %u bytes", url, CRL_FILE_MAX);
-	else if(cc != CURLE_OK)
+	else if(rep.cc != CURLE_OK)
 		snprintf(t->err, sizeof(t->err), "%.80s: %.110s", url,
-		         errbuf[0] ? errbuf : curl_easy_strerror(cc));
-	else if(http != 200)
-		snprintf(t->err, sizeof(t->err), "%s: HTTP %ld", url, http);
-	else if(crl_parse(cs, b.p, b.len) < 0)
+		         rep.errbuf[0] ? rep.errbuf : curl_easy_strerror(rep.cc));
+	else if(rep.http != 200)
+		snprintf(t->err, sizeof(t->err), "%s: HTTP %ld", url, rep.http);
+	else if(crl_parse(cs, rep.body.p, rep.body.len) < 0)
 		snprintf(t->err, sizeof(t->err), "%s: the answer is not a CRL", url);
-	curl_easy_cleanup(c);
-	free(b.p);
+	free(rep.body.p);
 	return t->err;
 }
 

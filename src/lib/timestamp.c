@@ -203,11 +203,17 @@ static sg_status ts_post(const sg_tsa_opts *o, const char *url, const struct ts_
 		.url = url, .headers = lines, .nheaders = sizeof(lines) / sizeof(lines[0]),
 		.body = r->der, .bodylen = r->len, .protocols = "http,https",
 		.connect_timeout = ctimeout < timeout ? ctimeout : timeout, .timeout = timeout,
-		/* NULL leaves libcurl's default: the proxy environment variables. */
-		.proxy = o->proxy, .ca_file = o->ca_file, .max_answer = TS_MAX_ANSWER,
+		.ca_file = o->ca_file, .max_answer = TS_MAX_ANSWER,
 	};
+	char *password = NULL;
+	sg_status rc;
 
-	return sg_http_exchange(&q, rep);
+	/* A NULL url leaves libcurl's default: the proxy environment variables. */
+	rc = sg_http_proxy_opts(&o->proxy, &q, &password);
+	if(!rc)
+		rc = sg_http_exchange(&q, rep);
+	sg_secret_free(password);
+	return rc;
 }
 
 /* Worth another attempt at the same URL: it may be restarting or busy.
@@ -436,7 +442,7 @@ static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const ts_reply 
 		return sg_fail(SG_ERR_NOMEM, "out of memory talking to timestamp server %s", url);
 	if(rep->cc != CURLE_OK)
 		return sg_fail(SG_ERR_NETWORK, "timestamp server %s%s: %s%s%s (%d attempt%s)", url,
-		               o->proxy && *o->proxy ? " (through the proxy)" : "",
+		               o->proxy.url && *o->proxy.url ? " (through the proxy)" : "",
 		               curl_easy_strerror(rep->cc), rep->errbuf[0] ? ": " : "", rep->errbuf,
 		               attempts, attempts == 1 ? "" : "s");
 	if(rep->http != 200) {

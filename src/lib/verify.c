@@ -417,7 +417,7 @@ sg_status sg_verify_file(sg_file *f, const sg_verify_opts *opts,
 		rc = ac_store(opts->tsa_ca_file, &c.tsa_store);
 	if(!rc)
 		rc = sg_crl_set_new(opts ? opts->crl_files : NULL, opts ? opts->n_crl_files : 0,
-		                    opts ? opts->fetch_crl : 0, &c.crls);
+		                    opts ? opts->fetch_crl : 0, opts ? &opts->proxy : NULL, &c.crls);
 	if(rc)
 		goto out;
 	if(!c.tsa_store)

@@ -68,7 +68,7 @@ typedef struct sg_crl_set sg_crl_set;
  * fetch: CRLs missing for a certificate are fetched from its CRL
  * distribution points.  SG_ERR_IO / SG_ERR_MALFORMED naming the file. */
 sg_status sg_crl_set_new(const char *const *files, size_t nfiles, int fetch,
-                         sg_crl_set **out);
+                         const sg_proxy *proxy, sg_crl_set **out);
 void sg_crl_set_free(sg_crl_set *cs);
 
 /*

@@ -69,7 +69,11 @@ static const struct cfg_item items[] = {
 	{ "serve", "service_ca", T_STR, C(svc_ca), 0, 0 },
 	{ "serve", "service_token", T_STR, C(svc_token), 0, 0 },
 	{ "serve", "service_key", T_STR, C(svc_key), 0, 0 },
-	{ "serve", "service_proxy", T_STR, C(svc_proxy), 0, 0 },
+	{ "serve", "proxy", T_STR, C(proxy_url), 0, 0 },
+	{ "serve", "proxy_user", T_STR, C(proxy_user), 0, 0 },
+	{ "serve", "proxy_password", T_STR, C(proxy_password), 0, 0 },
+	{ "serve", "no_proxy", T_STR, C(no_proxy), 0, 0 },
+	{ "serve", "service_proxy", T_STR, C(proxy_url), 0, 0 },     /* old name of proxy */
 	{ "serve", "connect_timeout", T_INT, C(connect_timeout), 1, 600 },
 	{ "serve", "timeout", T_INT, C(timeout), 1, 3600 },
 	{ "serve", "retries", T_INT, C(retries), 0, 10 },
@@ -80,7 +84,7 @@ static const struct cfg_item items[] = {
 	{ "serve", "timestamp_urls", T_STR, C(srv_ts.urls_text), 0, 0 },
 	{ "serve", "timestamp_policy", T_STR, C(srv_ts.policy_text), 0, 0 },
 	{ "serve", "timestamp_ca", T_STR, C(srv_ts.ca), 0, 0 },
-	{ "serve", "timestamp_proxy", T_STR, C(srv_ts.proxy), 0, 0 },
+	{ "serve", "timestamp_proxy", T_STR, C(proxy_url), 0, 0 },   /* old name of proxy */
 	{ "serve", "timestamp_timeout", T_INT, C(srv_ts.timeout), 1, 600 },
 	{ "serve", "timestamp_retries", T_INT, C(srv_ts.retries), 0, 10 },
 	{ "key", "uri", T_STR, K(uri), 0, 0 },
@@ -146,6 +150,9 @@ static int cfg_set(cfg_parse *p, const struct cfg_item *it, void *base,
 			*dst = more;
 			return 1;
 		}
+		if(*dst && it->off == C(proxy_url))
+			return cfg_err(p, "'%s': the proxy is given twice (service_proxy and "
+			               "timestamp_proxy are old names of proxy, which serves both)", name);
 		if(*dst)
 			return cfg_err(p, it->off == C(svc_audit_log) ? "'%s' given twice (sign_log is "
 			               "the old name of audit_log)" : "'%s' given twice", name);
@@ -311,6 +318,9 @@ static int cfg_handler(void *user, const char *section, const char *name,
 		return 1;
 	if(!strcmp(kind, "service") && !strcmp(name, "sign_log"))
 		c->svc_audit_log_old_name = 1;
+	if(!strcmp(kind, "serve") && (!strcmp(name, "service_proxy") ||
+	                              !strcmp(name, "timestamp_proxy")))
+		c->proxy_old_name = 1;
 	for(size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++)
 		if(!strcmp(items[i].section, kind) && !strcmp(items[i].name, name))
 			return cfg_set(p, &items[i], base, name, value);
@@ -372,6 +382,19 @@ static sg_status cfg_check(sg_config *c)
 		ts_rc = cfg_check_timestamp(c, &c->srv_ts, "serve");
 	if(ts_rc)
 		return ts_rc;
+	if(c->proxy_url) {
+		char *url = NULL;
+		if(sg_proxy_parse(c->proxy_url, &url))
+			return sg_fail_prefix(SG_ERR_USAGE, "%s: [serve]", c->path);
+		free(c->proxy_url);
+		c->proxy_url = url;
+	}
+	if((c->proxy_user || c->proxy_password || c->no_proxy) && !c->proxy_url)
+		return sg_fail(SG_ERR_USAGE, "%s: [serve] has proxy_user, proxy_password or "
+		               "no_proxy but no proxy", c->path);
+	if(c->proxy_password && !c->proxy_user)
+		return sg_fail(SG_ERR_USAGE, "%s: [serve] has proxy_password but no proxy_user",
+		               c->path);
 	for(size_t i = 0; i < c->nkeys; i++) {
 		sg_cfg_key *k = &c->keys[i];
 		if(!k->uri && !k->pfx)
@@ -539,7 +562,8 @@ void sg_config_free(sg_config *c)
 	                  &c->svc_client_ca,
 	                  &c->svc_audit_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
-	                  &c->svc_token, &c->svc_key, &c->svc_proxy,
+	                  &c->svc_token, &c->svc_key, &c->proxy_url, &c->proxy_user,
+	                  &c->proxy_password, &c->no_proxy,
 	                  &c->svc_tsa_key, &c->svc_tsa_policy };
 	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
@@ -554,9 +578,17 @@ void sg_config_timestamp_opts(const sg_cfg_timestamp *t, sg_tsa_opts *o)
 	o->ca_file = t->ca;
 	/* "" keeps libcurl from reading the proxy variables: the configuration
 	 * alone decides, as for service_proxy. */
-	o->proxy = t->proxy ? t->proxy : "";
+	o->proxy.url = t->proxy ? t->proxy : "";
 	o->timeout = t->timeout;
 	o->retries = t->retries;
+}
+
+void sg_config_proxy(const sg_config *c, sg_proxy *p)
+{
+	p->url = c->proxy_url ? c->proxy_url : "";
+	p->user = c->proxy_user;
+	p->password = c->proxy_password;
+	p->no_proxy = c->no_proxy;
 }
 
 const sg_cfg_key *sg_config_key(const sg_config *c, const char *name)

@@ -88,7 +88,10 @@ typedef struct sg_config {
 	char *prog_name, *prog_url;
 	/* [serve] signing through the service */
 	char *svc_url, *svc_ca, *svc_token, *svc_key;
-	char *svc_proxy;       /* HTTP proxy for the service, optional */
+	/* [serve] proxy: every outgoing request (service, TSAs) */
+	char *proxy_url;       /* http://HOST:PORT after checking; NULL: none */
+	char *proxy_user, *proxy_password /* secret spec */, *no_proxy;
+	int proxy_old_name;    /* given as service_proxy or timestamp_proxy */
 	long connect_timeout, timeout;   /* seconds */
 	int retries;
 	/* [serve] custom method: a local key */
@@ -104,6 +107,9 @@ void sg_config_free(sg_config *c);
 const sg_cfg_key *sg_config_key(const sg_config *c, const char *name);
 /* The library's TSA options for t (pointing into t). */
 void sg_config_timestamp_opts(const sg_cfg_timestamp *t, sg_tsa_opts *o);
+/* The [serve] proxy settings of c as the library takes them (pointing
+ * into c); "" for the URL when none is set, so the environment is not read. */
+void sg_config_proxy(const sg_config *c, sg_proxy *p);
 /* Parses "host:port" (IPv4, [IPv6] or name).  host is malloc'd. */
 sg_status sg_parse_hostport(const char *s, char **host, int *port);
 

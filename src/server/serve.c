@@ -1033,9 +1033,10 @@ static int serve_setup(struct serve *s, sg_config *c)
 	if(c->method == SG_METHOD_SERVICE) {
 		sg_remote_opts ro = {
 			.url = c->svc_url, .ca_file = c->svc_ca, .token = c->svc_token,
-			.key = c->svc_key, .proxy = c->svc_proxy, .connect_timeout = c->connect_timeout,
+			.key = c->svc_key, .connect_timeout = c->connect_timeout,
 			.timeout = c->timeout, .retries = c->retries,
 		};
+		sg_config_proxy(c, &ro.proxy);
 		rc = sg_remote_new(&ro, &s->remote);
 	} else if(c->custom.pfx) {
 		rc = sg_signer_open_pfx(c->custom.pfx, c->custom.pass, &s->signer);
@@ -1060,8 +1061,10 @@ static int serve_setup(struct serve *s, sg_config *c)
 		sg_log(SG_LOG_WARN, "custom key: the chain has only the leaf certificate; "
 		       "signatures will not verify against the root alone: give the "
 		       "intermediates in custom_cert");
-	if(c->srv_ts.nurls)
+	if(c->srv_ts.nurls) {
 		sg_config_timestamp_opts(&c->srv_ts, &s->ts_opts);
+		sg_config_proxy(c, &s->ts_opts.proxy);
+	}
 	s->so.program_name = c->prog_name;
 	s->so.url = c->prog_url;
 	serve_signer_id(s);
@@ -1142,7 +1145,7 @@ int sg_serve_main(int argc, char **argv)
 	         *host ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
 	if(s.remote)
 		snprintf(how, sizeof(how), "the service %s%s, key %s", sg_remote_url(s.remote),
-		         c->svc_proxy ? " through a proxy" : "", sg_remote_key(s.remote));
+		         c->proxy_url ? " through a proxy" : "", sg_remote_key(s.remote));
 	else
 		snprintf(how, sizeof(how), "the local key of %s", sg_signer_subject(s.signer));
 	sg_log(SG_LOG_INFO, "serving %s on %s with %d threads; signing with %s (%s); cache %s "
@@ -1150,6 +1153,9 @@ int sg_serve_main(int argc, char **argv)
 	       c->srv_threads, how, sg_md_name(c->md), c->srv_cache, serve_cache_count(s.cache),
 	       c->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
 	       s.use_openat2 ? "openat2(RESOLVE_BENEATH)" : "O_NOFOLLOW (no symbolic links)");
+	if(c->proxy_old_name)
+		sg_log(SG_LOG_WARN, "%s: service_proxy and timestamp_proxy are old names: write "
+		       "'proxy', which serves every outgoing request", c->path);
 	if(c->srv_ts.nurls)
 		sg_log(SG_LOG_INFO, "signed copies are timestamped by %s%s; if no TSA answers: %s",
 		       c->srv_ts.urls[0], c->srv_ts.nurls > 1 ? " (and fallbacks)" : "",
