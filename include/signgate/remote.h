@@ -48,6 +48,10 @@ void sg_remote_free(sg_remote *r);
  * token accepted, the key offered to this client.  For a start-up check:
  * a failure here may be passing (the service restarting). */
 sg_status sg_remote_probe(sg_remote *r);
+/* The same check, also giving the key's certificate subject and notAfter
+ * ("2029-12-02T16:50:34Z") as the service tells them (either may be NULL). */
+sg_status sg_remote_key_info(sg_remote *r, char *subject, size_t subjlen, char *not_after,
+                             size_t nalen);
 
 /* The base URL without any user:password part, for messages and logs. */
 const char *sg_remote_url(const sg_remote *r);

@@ -27,7 +27,9 @@ CLI_TIMESTAMP_HELP
 "  -h, --help       this help\n"
 "\n"
 "Requests to the TSAs honour the http_proxy, https_proxy (HTTPS_PROXY) and\n"
-"no_proxy environment variables, as curl does.\n"
+"no_proxy environment variables, as curl does; https:// TSAs are reached\n"
+"through the proxy by CONNECT.  A proxy's user and password go in the\n"
+"variable's URL: https_proxy=http://USER:PASSWORD@HOST:PORT.\n"
 "\n"
 "Exit status: 0 timestamped, 1 no TSA gave a timestamp or the file is not\n"
 "signed (or its signature does not match it), 2 usage, bad input or I/O error.\n";

@@ -560,6 +560,12 @@ out:
 
 sg_status sg_remote_probe(sg_remote *r)
 {
+	return sg_remote_key_info(r, NULL, 0, NULL, 0);
+}
+
+sg_status sg_remote_key_info(sg_remote *r, char *subject, size_t subjlen, char *not_after,
+                             size_t nalen)
+{
 	remote_reply rep = { 0 };
 	char *url, msg[320];
 	json_t *j = NULL, *keys;
@@ -593,9 +599,18 @@ sg_status sg_remote_probe(sg_remote *r)
 			if(name && !strcmp(name, r->key))
 				break;
 		}
-		if(i == json_array_size(keys))
+		if(i == json_array_size(keys)) {
 			rc = sg_fail(SG_ERR_REMOTE, "signing service %s: key '%s' is not among the "
 			             "keys this client may use", r->base, r->key);
+		} else {
+			json_t *k = json_array_get(keys, i);
+			const char *sj = json_string_value(json_object_get(k, "subject"));
+			const char *na = json_string_value(json_object_get(k, "not_after"));
+			if(subject && subjlen)
+				remote_clean_text(sj ? sj : "", sj ? strlen(sj) : 0, subject, subjlen);
+			if(not_after && nalen)
+				remote_clean_text(na ? na : "", na ? strlen(na) : 0, not_after, nalen);
+		}
 	}
 	json_decref(j);
 	free(rep.body.p);

@@ -81,6 +81,11 @@ static const struct cfg_item items[] = {
 	{ "serve", "custom_cert", T_STR, C(custom.cert), 0, 0 },
 	{ "serve", "custom_pass", T_STR, C(custom.pass), 0, 0 },
 	{ "serve", "custom_pfx", T_STR, C(custom.pfx), 0, 0 },
+	{ "serve", "admin", T_BOOL, C(admin), 0, 0 },
+	{ "serve", "admin_listen", T_STR, C(admin_listen), 0, 0 },
+	{ "serve", "admin_password", T_STR, C(admin_password), 0, 0 },
+	{ "serve", "admin_password_hash", T_STR, C(admin_password_hash), 0, 0 },
+	{ "serve", "admin_dir", T_STR, C(admin_dir), 0, 0 },
 	{ "serve", "timestamp_urls", T_STR, C(srv_ts.urls_text), 0, 0 },
 	{ "serve", "timestamp_policy", T_STR, C(srv_ts.policy_text), 0, 0 },
 	{ "serve", "timestamp_ca", T_STR, C(srv_ts.ca), 0, 0 },
@@ -478,6 +483,7 @@ sg_status sg_config_load(const char *path, sg_config **out)
 	c->connect_timeout = 5;
 	c->timeout = 30;
 	c->retries = 2;
+	c->admin = 1;
 	c->svc_ts.timeout = c->srv_ts.timeout = 30;
 	c->svc_ts.retries = c->srv_ts.retries = 1;
 	p.c = c;
@@ -563,7 +569,8 @@ void sg_config_free(sg_config *c)
 	                  &c->svc_audit_log, &c->srv_listen, &c->srv_root, &c->srv_cache,
 	                  &c->prog_name, &c->prog_url, &c->svc_url, &c->svc_ca,
 	                  &c->svc_token, &c->svc_key, &c->proxy_url, &c->proxy_user,
-	                  &c->proxy_password, &c->no_proxy,
+	                  &c->proxy_password, &c->no_proxy, &c->admin_listen, &c->admin_password,
+	                  &c->admin_password_hash, &c->admin_dir,
 	                  &c->svc_tsa_key, &c->svc_tsa_policy };
 	for(size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
@@ -629,5 +636,111 @@ sg_status sg_parse_hostport(const char *s, char **host, int *port)
 	if(!*host)
 		return sg_fail(SG_ERR_NOMEM, "out of memory");
 	*port = (int)v;
+	return SG_OK;
+}
+
+/* The name of a "name = value" line (inih also takes ':'), trimmed, or 0
+ * if line is no such line. */
+static size_t cfg_line_name(const char *line, size_t len, const char **name)
+{
+	size_t i = 0, end;
+
+	while(i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if(i == len || line[i] == ';' || line[i] == '#' || line[i] == '[')
+		return 0;
+	*name = line + i;
+	end = i;
+	while(end < len && line[end] != '=' && line[end] != ':')
+		end++;
+	if(end == len)
+		return 0;
+	while(end > i && (line[end - 1] == ' ' || line[end - 1] == '\t'))
+		end--;
+	return end - i;
+}
+
+sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
+                            const sg_cfg_change *ch, size_t n, char **out)
+{
+	size_t cap = len + strlen(section) + 64, olen = 0, ins = (size_t)-1, pos = 0, sl;
+	int in_target = 0, dropping = 0;
+	unsigned char *done;
+	char *o;
+
+	*out = NULL;
+	for(size_t i = 0; i < n; i++)
+		cap += strlen(ch[i].name) + (ch[i].value ? strlen(ch[i].value) : 0) + 8;
+	done = calloc(n ? n : 1, 1);
+	o = malloc(cap);
+	if(!done || !o) {
+		free(done);
+		free(o);
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	}
+	sl = strlen(section);
+	while(pos < len) {
+		const char *line = text + pos, *nl = memchr(line, '\n', len - pos), *name;
+		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos, nlen, k = 0;
+		int replaced = 0;
+
+		pos += ll;
+		while(k < ll && (line[k] == ' ' || line[k] == '\t'))
+			k++;
+		/* inih continues a value on an indented line: it goes with its key. */
+		if(dropping && k > 0 && k < ll && !strchr("\r\n;#", line[k]))
+			continue;
+		dropping = 0;
+		if(k < ll && line[k] == '[') {
+			const char *rb = memchr(line + k, ']', ll - k);
+			in_target = rb && (size_t)(rb - line - k - 1) == sl &&
+			            !strncmp(line + k + 1, section, sl);
+		} else if(in_target && (nlen = cfg_line_name(line, ll, &name))) {
+			for(size_t i = 0; i < n && !replaced; i++) {
+				if(strlen(ch[i].name) != nlen || strncmp(ch[i].name, name, nlen))
+					continue;
+				replaced = dropping = 1;
+				if(ch[i].value && !done[i])
+					olen += (size_t)sprintf(o + olen, "%s = %s\n", ch[i].name, ch[i].value);
+				done[i] = 1;
+			}
+		}
+		if(!replaced) {
+			memcpy(o + olen, line, ll);
+			olen += ll;
+			if(!nl)
+				o[olen++] = '\n';
+		}
+		/* New settings go after the section's last setting (or header). */
+		if(in_target && k < ll && !strchr("\r\n;#", line[k]))
+			ins = olen;
+	}
+	if(ins == (size_t)-1) {
+		for(size_t i = 0; i < n; i++)
+			if(ch[i].value) {
+				olen += (size_t)sprintf(o + olen, "%s[%s]\n", olen ? "\n" : "", section);
+				break;
+			}
+		ins = olen;
+	}
+	for(size_t i = 0; i < n; i++) {
+		char line[1024];
+		size_t m;
+		if(done[i] || !ch[i].value)
+			continue;
+		m = (size_t)snprintf(line, sizeof(line), "%s = %s\n", ch[i].name, ch[i].value);
+		if(m >= sizeof(line)) {
+			free(done);
+			free(o);
+			return sg_fail(SG_ERR_USAGE, "%s: the value is too long", ch[i].name);
+		}
+		memmove(o + ins + m, o + ins, olen - ins);
+		memcpy(o + ins, line, m);
+		olen += m;
+		ins += m;
+	}
+	o[olen] = '\0';
+	free(done);
+	*out = o;
 	return SG_OK;
 }

@@ -97,6 +97,12 @@ typedef struct sg_config {
 	/* [serve] custom method: a local key */
 	sg_cfg_key custom;
 	sg_cfg_timestamp srv_ts;   /* timestamps on signed copies */
+	/* [serve] the admin page (admin.c) */
+	int admin;             /* 0: off */
+	char *admin_listen;    /* a listener of its own; NULL: the downloads' (if loopback) */
+	char *admin_password;  /* secret spec */
+	char *admin_password_hash;   /* pbkdf2-sha256:ITER:SALT:HASH, set by the page */
+	char *admin_dir;       /* uploads and secrets the page saves; NULL: CONFIGDIR/admin */
 } sg_config;
 
 /* Loads and checks path.  On failure sg_last_error() says "PATH:LINE:
@@ -110,6 +116,19 @@ void sg_config_timestamp_opts(const sg_cfg_timestamp *t, sg_tsa_opts *o);
 /* The [serve] proxy settings of c as the library takes them (pointing
  * into c); "" for the URL when none is set, so the environment is not read. */
 void sg_config_proxy(const sg_config *c, sg_proxy *p);
+/* One setting to change: value NULL removes it. */
+typedef struct sg_cfg_change {
+	const char *name;
+	const char *value;
+} sg_cfg_change;
+/* The configuration text (len bytes) with the settings of [section]
+ * changed: each named setting's line is replaced (or removed, with any
+ * indented continuation lines), a new one goes after the section's last
+ * setting, and the section is added at the end if it is missing.  Comments
+ * and every other line stay as they are.  *out is NUL-terminated (free()).
+ * Values must have been checked: one line, no comment characters. */
+sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
+                            const sg_cfg_change *ch, size_t n, char **out);
 /* Parses "host:port" (IPv4, [IPv6] or name).  host is malloc'd. */
 sg_status sg_parse_hostport(const char *s, char **host, int *port);
 

@@ -45,6 +45,7 @@
  * Not here: TLS, multiple ranges in one request, If-None-Match/304,
  * a limit on the cache's total bytes.
  */
+#define _GNU_SOURCE 1   /* memfd_create */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -74,10 +77,12 @@
 #include <openssl/evp.h>
 
 #include "../lib/internal.h"
+#include "admin.h"
 #include "config.h"
 #include "httpd.h"
 #include "log.h"
 #include "serve_cache.h"
+#include "serve_int.h"
 #include "servers.h"
 #include "signgate/remote.h"
 
@@ -87,18 +92,6 @@
 #define SERVE_PATH_MAX 1024           /* decoded NAME, bytes */
 #define SERVE_LIST_MAX 10000          /* entries in a directory listing */
 #define SERVE_PE_TYPE "application/vnd.microsoft.portable-executable"
-
-struct serve {
-	const sg_config *cfg;
-	int root_fd;
-	int use_openat2;
-	serve_cache *cache;
-	sg_remote *remote;     /* method service */
-	sg_signer *signer;     /* method custom */
-	sg_sign_opts so;
-	sg_tsa_opts ts_opts;   /* [serve] timestamp_*; nurls 0: none */
-	unsigned char signer_id[32];
-};
 
 /* One request, for its reply and its log line. */
 struct serve_req {
@@ -590,21 +583,21 @@ static int serve_wait_racy(const struct stat *st)
 /* Adds a timestamp from the [serve] timestamp_urls TSAs to *sig.  With
  * timestamp_policy = skip a TSA failure leaves the signature as it is, and
  * the copy is cached so (docs/CONFIG.md). */
-static sg_status serve_timestamp(struct serve *s, const char *rel, unsigned char **sig,
+static sg_status serve_timestamp(struct serve_signing *g, const char *rel, unsigned char **sig,
                                  size_t *siglen)
 {
 	unsigned char *ts = NULL;
 	size_t tslen = 0;
 	sg_status rc;
 
-	rc = sg_timestamp_add(*sig, *siglen, &s->ts_opts, &ts, &tslen);
+	rc = sg_timestamp_add(*sig, *siglen, &g->ts_opts, &ts, &tslen);
 	if(!rc) {
 		sg_free(*sig);
 		*sig = ts;
 		*siglen = tslen;
 		return SG_OK;
 	}
-	if(s->cfg->srv_ts.policy == SG_TIMESTAMP_SKIP &&
+	if(g->cfg->srv_ts.policy == SG_TIMESTAMP_SKIP &&
 	   (rc == SG_ERR_NETWORK || rc == SG_ERR_REMOTE)) {
 		sg_log(SG_LOG_WARN, "%s is signed WITHOUT a timestamp (timestamp_policy = skip): %s",
 		       rel, sg_last_error());
@@ -615,24 +608,25 @@ static sg_status serve_timestamp(struct serve *s, const char *rel, unsigned char
 }
 
 /* The signing pass into tmp_fd: digest with a tee, signature, finish. */
-static sg_status serve_make_copy(struct serve *s, sg_file *f, int tmp_fd, const char *rel)
+static sg_status serve_make_copy(struct serve_signing *g, sg_file *f, int tmp_fd,
+                                 const char *rel)
 {
 	unsigned char digest[SG_MAX_MD], *sig = NULL;
 	size_t dlen = 0, siglen = 0;
-	sg_md md = s->cfg->md;
+	sg_md md = g->cfg->md;
 	sg_status rc;
 
 	rc = sg_file_digest(f, md, tmp_fd, digest, &dlen);
 	if(rc)
 		return rc;
-	if(s->remote)
-		rc = sg_remote_sign(s->remote, sg_file_format(f), md, digest, dlen, rel, &s->so,
+	if(g->remote)
+		rc = sg_remote_sign(g->remote, sg_file_format(f), md, digest, dlen, rel, &g->so,
 		                    &sig, &siglen);
 	else
-		rc = sg_authenticode_sign(s->signer, sg_file_format(f), md, digest, dlen, &s->so,
+		rc = sg_authenticode_sign(g->signer, sg_file_format(f), md, digest, dlen, &g->so,
 		                          &sig, &siglen);
-	if(!rc && s->ts_opts.nurls)
-		rc = serve_timestamp(s, rel, &sig, &siglen);
+	if(!rc && g->ts_opts.nurls)
+		rc = serve_timestamp(g, rel, &sig, &siglen);
 	if(!rc)
 		rc = sg_file_write_fd(f, sig, siglen, tmp_fd, 1);
 	sg_free(sig);
@@ -640,12 +634,14 @@ static sg_status serve_make_copy(struct serve *s, sg_file *f, int tmp_fd, const 
 }
 
 /* The file cannot be delivered signed: refuse, or deliver the original. */
-static void serve_sign_failed(struct serve *s, struct serve_req *r, const char *rel,
-                              int fd, const struct stat *st, sg_status rc)
+static void serve_sign_failed(struct serve *s, struct serve_signing *g, struct serve_req *r,
+                              const char *rel, int fd, const struct stat *st, sg_status rc)
 {
 	unsigned char key[SERVE_KEY_LEN];
 	char etag[40], msg[300];
 	int dupfd;
+
+	serve_note(s, rel, 0, 0, "%s", sg_last_error());
 
 	if(rc == SG_ERR_MALFORMED || rc == SG_ERR_TOO_LARGE) {
 		sg_log(SG_LOG_ERROR, "refused %s: it cannot be signed: %s", rel, sg_last_error());
@@ -655,7 +651,7 @@ static void serve_sign_failed(struct serve *s, struct serve_req *r, const char *
 		serve_reply_error(r, 500, msg);
 		return;
 	}
-	if(s->cfg->on_fail == SG_ON_FAIL_SERVE_UNSIGNED && (dupfd = dup(fd)) >= 0) {
+	if(g->cfg->on_fail == SG_ON_FAIL_SERVE_UNSIGNED && (dupfd = dup(fd)) >= 0) {
 		sg_log(SG_LOG_WARN, "serving %s UNSIGNED: signing failed: %s", rel, sg_last_error());
 		serve_what(r, "UNSIGNED: signing failed (%s)", sg_strerror(rc));
 		serve_file_key("original", NULL, st, key);
@@ -677,7 +673,9 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 	struct timespec t1, t2;
 	struct stat st, st2;
 	serve_claim *claim;
+	double ms;
 	char etag[40];
+	struct serve_signing *g = serve_signing_get(s);
 	sg_file *f = NULL;
 	sg_status rc;
 	int cfd, again, dupfd;
@@ -688,7 +686,7 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 		if(fstat(fd, &st)) {
 			sg_log(SG_LOG_ERROR, "cannot stat %s: %s", rel, strerror(errno));
 			serve_reply_error(r, 500, "cannot read the file");
-			return;
+			goto out;
 		}
 		rc = sg_file_open_fd(fd, rel, &f);
 		if(rc == SG_ERR_UNSUPPORTED) {
@@ -696,28 +694,28 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 			if((dupfd = dup(fd)) < 0) {
 				sg_log(SG_LOG_ERROR, "cannot send %s: %s", rel, strerror(errno));
 				serve_reply_error(r, 500, "cannot read the file");
-				return;
+				goto out;
 			}
 			serve_what(r, "as is: not a signable format");
 			serve_file_key("original", NULL, &st, key);
 			serve_etag(key, etag);
 			serve_reply_fd(r, dupfd, "application/octet-stream", rel, etag);
-			return;
+			goto out;
 		}
 		if(rc == SG_ERR_MALFORMED || rc == SG_ERR_TOO_LARGE) {
-			serve_sign_failed(s, r, rel, fd, &st, rc);
-			return;
+			serve_sign_failed(s, g, r, rel, fd, &st, rc);
+			goto out;
 		}
 		if(rc) {
 			sg_log(SG_LOG_ERROR, "cannot open %s: %s", rel, sg_last_error());
 			serve_reply_error(r, 500, "cannot read the file");
-			return;
+			goto out;
 		}
 		if(serve_wait_racy(&st)) {
 			if(fstat(fd, &st2) || !serve_same_file(&st, &st2))
 				continue;
 		}
-		serve_file_key("signed", s->signer_id, &st, key);
+		serve_file_key("signed", g->signer_id, &st, key);
 		serve_etag(key, etag);
 		rc = serve_cache_get(s->cache, key, rel, &cfd, &claim, &again);
 		if(again)
@@ -725,7 +723,7 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 		if(rc) {
 			/* Another request's attempt failed just now: share its answer
 			 * rather than hammer a failing signer. */
-			serve_sign_failed(s, r, rel, fd, &st, rc);
+			serve_sign_failed(s, g, r, rel, fd, &st, rc);
 			goto out;
 		}
 		if(cfd >= 0) {
@@ -734,7 +732,7 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 			goto out;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		rc = serve_make_copy(s, f, serve_claim_fd(claim), rel);
+		rc = serve_make_copy(g, f, serve_claim_fd(claim), rel);
 		if(fstat(fd, &st2) || !serve_same_file(&st, &st2)) {
 			sg_fail(SG_ERR_IO, "%s changed while it was being signed", rel);
 			sg_log(SG_LOG_INFO, "%s", sg_last_error());
@@ -743,18 +741,20 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 		}
 		if(rc) {
 			serve_cache_fail(s->cache, claim, rc, 0);
-			serve_sign_failed(s, r, rel, fd, &st, rc);
+			serve_sign_failed(s, g, r, rel, fd, &st, rc);
 			goto out;
 		}
 		rc = serve_cache_commit(s->cache, claim, &cfd);
 		if(rc) {
-			serve_sign_failed(s, r, rel, fd, &st, rc);
+			serve_sign_failed(s, g, r, rel, fd, &st, rc);
 			goto out;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t2);
+		ms = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
 		sg_log(SG_LOG_INFO, "signed %s (%s, %" PRIu64 " bytes) in %.1f ms", rel,
-		       sg_md_name(s->cfg->md), (uint64_t)st.st_size,
-		       (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6);
+		       sg_md_name(g->cfg->md), (uint64_t)st.st_size, ms);
+		serve_note(s, rel, 1, ms, "signed (%s, %" PRIu64 " bytes)%s", sg_md_name(g->cfg->md),
+		           (uint64_t)st.st_size, g->ts_opts.nurls ? ", timestamped" : "");
 		serve_what(r, "signed: now");
 		serve_reply_fd(r, cfd, SERVE_PE_TYPE, rel, etag);
 		goto out;
@@ -766,6 +766,7 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 	serve_reply_error(r, 503, "the file is being changed; try again later");
 out:
 	sg_file_close(f);
+	serve_signing_put(g);
 }
 
 /* ---------------------------------------------------------------- handler */
@@ -871,6 +872,10 @@ static void serve_handler(struct evhttp_request *req, void *arg)
 	const char *method = cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_HEAD ? "HEAD" :
 	                     cmd == EVHTTP_REQ_POST ? "POST" : "other";
 
+	if(path && s->admin && sg_admin_path(path)) {
+		sg_admin_handle(s->admin, req);
+		return;
+	}
 	serve_req_init(&r, req);
 	if(!path || path[0] != '/') {
 		serve_reply_error(&r, 400, "bad request path");
@@ -889,6 +894,19 @@ static void serve_handler(struct evhttp_request *req, void *arg)
 		serve_reply_error(&r, 404, "not found: files are under /download/");
 	}
 	serve_log_request(&r, method);
+}
+
+/* The admin page on a listener of its own (admin_listen). */
+static void serve_admin_handler(struct evhttp_request *req, void *arg)
+{
+	struct serve *s = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+	if(path && sg_admin_path(path))
+		sg_admin_handle(s->admin, req);
+	else
+		sg_http_error(req, 404, "not found: the admin page is at /conf");
 }
 
 /* ---------------------------------------------------------------- start */
@@ -933,11 +951,13 @@ static int serve_usage_error(const char *fmt, ...)
 	return 2;
 }
 
+/* ---------------------------------------------------------------- signing setups */
+
 /* A digest of everything that makes a signature differ besides the file,
  * so a change of key or options never serves an old copy. */
-static void serve_signer_id(struct serve *s)
+static void serve_signer_id(struct serve_signing *g)
 {
-	const sg_config *c = s->cfg;
+	const sg_config *c = g->cfg;
 	const char *parts[] = {
 		c->method == SG_METHOD_SERVICE ? "service" : "custom", sg_md_name(c->md),
 		c->method == SG_METHOD_SERVICE ? c->svc_url : c->custom.uri,
@@ -956,13 +976,259 @@ static void serve_signer_id(struct serve *s)
 	for(size_t i = 0; i < c->srv_ts.nurls; i++)
 		EVP_DigestUpdate(ctx, c->srv_ts.urls[i], strlen(c->srv_ts.urls[i]) + 1);
 	/* A renewed certificate for the same key makes new copies too. */
-	if(s->signer && sg_signer_chain_pem(s->signer, &pem) == SG_OK) {
+	if(g->signer && sg_signer_chain_pem(g->signer, &pem) == SG_OK) {
 		EVP_DigestUpdate(ctx, pem, strlen(pem));
 		sg_free(pem);
 	}
-	EVP_DigestFinal_ex(ctx, s->signer_id, &len);
+	EVP_DigestFinal_ex(ctx, g->signer_id, &len);
 	EVP_MD_CTX_free(ctx);
 }
+
+static void serve_signing_free(struct serve_signing *g)
+{
+	if(!g)
+		return;
+	sg_remote_free(g->remote);
+	sg_signer_free(g->signer);
+	sg_config_free(g->cfg);
+	free(g);
+}
+
+sg_status serve_signing_new(sg_config *c, struct serve_signing **out)
+{
+	struct serve_signing *g;
+	const char *missing = NULL;
+	sg_status rc;
+
+	*out = NULL;
+	if(c->method == SG_METHOD_SERVICE)
+		missing = !c->svc_url ? "service_url (e.g. https://sign.example.com:8443)" :
+		          !c->svc_token ? "service_token (file:PATH or env:VAR)" :
+		          !c->svc_key ? "service_key (the key name at the service)" : NULL;
+	if(missing) {
+		rc = sg_fail(SG_ERR_USAGE, "%s: [serve] sign_method = service needs %s", c->path,
+		             missing);
+		sg_config_free(c);
+		return rc;
+	}
+	if(c->method == SG_METHOD_CUSTOM && (!c->custom.uri == !c->custom.pfx)) {
+		rc = sg_fail(SG_ERR_USAGE, c->custom.uri ? "%s: [serve] give custom_key or custom_pfx, "
+		             "not both" : "%s: [serve] sign_method = custom needs custom_key (with "
+		             "custom_cert) or custom_pfx", c->path);
+		sg_config_free(c);
+		return rc;
+	}
+	g = calloc(1, sizeof(*g));
+	if(!g) {
+		sg_config_free(c);
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	}
+	atomic_init(&g->refs, 1);
+	g->cfg = c;
+	if(c->method == SG_METHOD_SERVICE) {
+		sg_remote_opts ro = {
+			.url = c->svc_url, .ca_file = c->svc_ca, .token = c->svc_token,
+			.key = c->svc_key, .connect_timeout = c->connect_timeout,
+			.timeout = c->timeout, .retries = c->retries,
+		};
+		sg_config_proxy(c, &ro.proxy);
+		rc = sg_remote_new(&ro, &g->remote);
+	} else if(c->custom.pfx) {
+		rc = sg_signer_open_pfx(c->custom.pfx, c->custom.pass, &g->signer);
+	} else {
+		rc = sg_signer_open(c->custom.uri, c->custom.cert, c->custom.pass, &g->signer);
+	}
+	if(rc) {
+		serve_signing_free(g);
+		return rc;
+	}
+	if(c->srv_ts.nurls) {
+		sg_config_timestamp_opts(&c->srv_ts, &g->ts_opts);
+		sg_config_proxy(c, &g->ts_opts.proxy);
+	}
+	g->so.program_name = c->prog_name;
+	g->so.url = c->prog_url;
+	serve_signer_id(g);
+	*out = g;
+	return SG_OK;
+}
+
+sg_status serve_signing_probe(struct serve_signing *g)
+{
+	return g->remote ? sg_remote_probe(g->remote) : SG_OK;
+}
+
+struct serve_signing *serve_signing_get(struct serve *s)
+{
+	struct serve_signing *g;
+
+	pthread_mutex_lock(&s->lock);
+	g = s->cur;
+	atomic_fetch_add(&g->refs, 1);
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+void serve_signing_put(struct serve_signing *g)
+{
+	if(g && atomic_fetch_sub(&g->refs, 1) == 1)
+		serve_signing_free(g);
+}
+
+void serve_signing_swap(struct serve *s, struct serve_signing *g)
+{
+	struct serve_signing *old;
+
+	pthread_mutex_lock(&s->lock);
+	old = s->cur;
+	s->cur = g;
+	pthread_mutex_unlock(&s->lock);
+	serve_signing_put(old);
+}
+
+void serve_note(struct serve *s, const char *file, int ok, double ms, const char *fmt, ...)
+{
+	struct serve_event *e;
+	va_list ap;
+
+	pthread_mutex_lock(&s->lock);
+	e = &s->events[s->next_event];
+	s->next_event = (s->next_event + 1) % SERVE_EVENTS;
+	if(s->nevents < SERVE_EVENTS)
+		s->nevents++;
+	e->when = time(NULL);
+	e->ok = ok;
+	e->ms = ms;
+	snprintf(e->file, sizeof(e->file), "%s", file);
+	va_start(ap, fmt);
+	vsnprintf(e->what, sizeof(e->what), fmt, ap);
+	va_end(ap);
+	if(!ok) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", file, e->what);
+		s->last_error_at = e->when;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---------------------------------------------------------------- test signing */
+
+static void serve_put16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void serve_put32(unsigned char *p, uint32_t v)
+{
+	serve_put16(p, v & 0xffff);
+	serve_put16(p + 2, v >> 16);
+}
+
+/* A 1 KiB PE32 console program (one section, its code a "ret"), enough to
+ * go through the whole signing path. */
+static void serve_test_pe(unsigned char pe[1024])
+{
+	unsigned char *o = pe + 0x58, *sec = pe + 0x138;
+
+	memset(pe, 0, 1024);
+	pe[0] = 'M';
+	pe[1] = 'Z';
+	serve_put32(pe + 0x3c, 0x40);
+	memcpy(pe + 0x40, "PE\0\0", 4);
+	serve_put16(pe + 0x44, 0x14c);          /* i386 */
+	serve_put16(pe + 0x46, 1);              /* one section */
+	serve_put16(pe + 0x54, 0xe0);           /* optional header size */
+	serve_put16(pe + 0x56, 0x0102);         /* executable, 32-bit */
+	serve_put16(o, 0x10b);                  /* PE32 */
+	serve_put32(o + 4, 0x200);              /* SizeOfCode */
+	serve_put32(o + 16, 0x1000);            /* entry point */
+	serve_put32(o + 20, 0x1000);            /* BaseOfCode */
+	serve_put32(o + 24, 0x1000);            /* BaseOfData */
+	serve_put32(o + 28, 0x400000);          /* ImageBase */
+	serve_put32(o + 32, 0x1000);            /* SectionAlignment */
+	serve_put32(o + 36, 0x200);             /* FileAlignment */
+	serve_put16(o + 40, 4);                 /* OS version */
+	serve_put16(o + 48, 4);                 /* subsystem version */
+	serve_put32(o + 56, 0x2000);            /* SizeOfImage */
+	serve_put32(o + 60, 0x200);             /* SizeOfHeaders */
+	serve_put16(o + 68, 3);                 /* console */
+	serve_put32(o + 72, 0x100000);          /* stack reserve */
+	serve_put32(o + 76, 0x1000);            /* stack commit */
+	serve_put32(o + 80, 0x100000);          /* heap reserve */
+	serve_put32(o + 84, 0x1000);            /* heap commit */
+	serve_put32(o + 92, 16);                /* data directories */
+	memcpy(sec, ".text", 5);
+	serve_put32(sec + 8, 1);                /* VirtualSize */
+	serve_put32(sec + 12, 0x1000);          /* VirtualAddress */
+	serve_put32(sec + 16, 0x200);           /* SizeOfRawData */
+	serve_put32(sec + 20, 0x200);           /* PointerToRawData */
+	serve_put32(sec + 36, 0x60000020);      /* code, execute, read */
+	pe[0x200] = 0xc3;                       /* ret */
+}
+
+sg_status serve_test_sign(struct serve *s, struct serve_signing *g, char *out, size_t outlen)
+{
+	static const char name[] = "signgate-test.exe";
+	unsigned char pe[1024];
+	struct timespec t0, t1;
+	sg_sig_report rep;
+	sg_file *f = NULL;
+	int in = -1, dst = -1;
+	size_t n = 0;
+	sg_status rc;
+	double ms;
+
+	serve_test_pe(pe);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	in = memfd_create("signgate-test-in", MFD_CLOEXEC);
+	dst = memfd_create("signgate-test-out", MFD_CLOEXEC);
+	if(in < 0 || dst < 0 || sg_write_all(in, pe, sizeof(pe)) || lseek(in, 0, SEEK_SET)) {
+		rc = sg_fail(SG_ERR_IO, "cannot make the test file: %s", strerror(errno));
+		goto out;
+	}
+	rc = sg_file_open_fd(in, name, &f);
+	if(!rc)
+		rc = serve_make_copy(g, f, dst, name);
+	sg_file_close(f);
+	f = NULL;
+	if(rc)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if(lseek(dst, 0, SEEK_SET) || (rc = sg_file_open_fd(dst, name, &f)))
+		goto out;
+	memset(&rep, 0, sizeof(rep));
+	rc = sg_verify_file(f, NULL, &rep, 1, &n);
+	if(n == 0) {
+		rc = sg_fail(SG_ERR_VERIFY, "the signed test file carries no signature");
+		goto out;
+	}
+	if(!rep.digest_ok || !rep.signature_ok) {
+		rc = sg_fail(SG_ERR_VERIFY, "the signature does not verify: %s", rep.reason);
+		goto out;
+	}
+	rc = SG_OK;
+	sg_clear_error();
+	snprintf(out, outlen, "signed a test file in %.0f ms by \"%s\" (issued by \"%s\"), %s; "
+	         "digest and signature verified%s%s%s", ms, rep.signer, rep.issuer, rep.md,
+	         rep.ts_kind == SG_TS_NONE ? "; no timestamp" : "; timestamped by \"",
+	         rep.ts_kind == SG_TS_NONE ? "" : rep.ts_signer,
+	         rep.ts_kind == SG_TS_NONE ? "" : "\"");
+	serve_note(s, "(test signing)", 1, ms, "%s", out);
+out:
+	if(rc) {
+		snprintf(out, outlen, "%s", sg_last_error());
+		serve_note(s, "(test signing)", 0, 0, "%s", out);
+	}
+	sg_file_close(f);
+	if(in >= 0)
+		close(in);
+	if(dst >= 0)
+		close(dst);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- start */
 
 /* Is path (a directory, which need not exist yet) inside dir, or dir
  * itself? */
@@ -992,7 +1258,8 @@ static int serve_inside(const char *path, const char *dir)
 	return in;
 }
 
-static int serve_setup(struct serve *s, sg_config *c)
+/* What does not change while the server runs: root, cache, log. */
+static int serve_boot(struct serve *s, const sg_config *c)
 {
 	sg_status rc;
 
@@ -1006,21 +1273,6 @@ static int serve_setup(struct serve *s, sg_config *c)
 	if(s->root_fd < 0)
 		return serve_usage_error("cannot open root directory %s: %s", c->srv_root,
 		                         strerror(errno));
-	if(c->method == SG_METHOD_SERVICE) {
-		const char *missing = !c->svc_url ? "service_url (e.g. https://sign.example.com:8443)" :
-		                      !c->svc_token ? "service_token (file:PATH or env:VAR)" :
-		                      !c->svc_key ? "service_key (the key name at the service)" : NULL;
-		if(missing)
-			return serve_usage_error("%s: [serve] sign_method = service needs %s", c->path,
-			                         missing);
-	} else {
-		if(!c->custom.uri && !c->custom.pfx)
-			return serve_usage_error("%s: [serve] sign_method = custom needs custom_key "
-			                         "(with custom_cert) or custom_pfx", c->path);
-		if(c->custom.uri && c->custom.pfx)
-			return serve_usage_error("%s: [serve] give custom_key or custom_pfx, not both",
-			                         c->path);
-	}
 	if(sg_log_open(c->log))
 		return serve_usage_error("cannot open log file %s: %s", c->log, strerror(errno));
 	serve_log_to_file = c->log && strcmp(c->log, "-");
@@ -1030,44 +1282,6 @@ static int serve_setup(struct serve *s, sg_config *c)
 	rc = serve_cache_open(c->srv_cache, SERVE_CACHE_MAX, &s->cache);
 	if(rc)
 		return serve_usage_error("%s", sg_last_error());
-	if(c->method == SG_METHOD_SERVICE) {
-		sg_remote_opts ro = {
-			.url = c->svc_url, .ca_file = c->svc_ca, .token = c->svc_token,
-			.key = c->svc_key, .connect_timeout = c->connect_timeout,
-			.timeout = c->timeout, .retries = c->retries,
-		};
-		sg_config_proxy(c, &ro.proxy);
-		rc = sg_remote_new(&ro, &s->remote);
-	} else if(c->custom.pfx) {
-		rc = sg_signer_open_pfx(c->custom.pfx, c->custom.pass, &s->signer);
-	} else {
-		rc = sg_signer_open(c->custom.uri, c->custom.cert, c->custom.pass, &s->signer);
-	}
-	if(rc) {
-		serve_usage_error("%s", sg_last_error());
-		return 2;
-	}
-	/* Find a wrong token, CA or key name now, not at the first download;
-	 * the service may just be restarting, so this only warns. */
-	if(s->remote) {
-		if(sg_remote_probe(s->remote))
-			sg_log(SG_LOG_ERROR, "signing service check failed (downloads of PE "
-			       "files will fail until this is fixed): %s", sg_last_error());
-		else
-			sg_log(SG_LOG_INFO, "signing service %s reachable, key %s offered",
-			       sg_remote_url(s->remote), sg_remote_key(s->remote));
-	}
-	if(s->signer && sg_signer_chain_incomplete(s->signer))
-		sg_log(SG_LOG_WARN, "custom key: the chain has only the leaf certificate; "
-		       "signatures will not verify against the root alone: give the "
-		       "intermediates in custom_cert");
-	if(c->srv_ts.nurls) {
-		sg_config_timestamp_opts(&c->srv_ts, &s->ts_opts);
-		sg_config_proxy(c, &s->ts_opts.proxy);
-	}
-	s->so.program_name = c->prog_name;
-	s->so.url = c->prog_url;
-	serve_signer_id(s);
 #ifdef SERVE_HAVE_OPENAT2
 	{
 		struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_DIRECTORY,
@@ -1082,6 +1296,46 @@ static int serve_setup(struct serve *s, sg_config *c)
 	return 0;
 }
 
+/* Logs what a new signing setup will do, and checks the service. */
+void serve_signing_announce(const struct serve_signing *g, int probe)
+{
+	const sg_config *c = g->cfg;
+
+	if(g->remote)
+		sg_log(SG_LOG_INFO, "signing with the service %s%s%s, key %s (%s)",
+		       sg_remote_url(g->remote), c->proxy_url ? " through the proxy " : "",
+		       c->proxy_url ? c->proxy_url : "", sg_remote_key(g->remote), sg_md_name(c->md));
+	else
+		sg_log(SG_LOG_INFO, "signing with the local key of %s (%s)%s",
+		       sg_signer_subject(g->signer), sg_md_name(c->md),
+		       c->custom.pfx ? ", from a PKCS#12 file (legacy)" : "");
+	if(c->proxy_old_name)
+		sg_log(SG_LOG_WARN, "%s: service_proxy and timestamp_proxy are old names: write "
+		       "'proxy', which serves every outgoing request", c->path);
+	if(c->srv_ts.nurls)
+		sg_log(SG_LOG_INFO, "signed copies are timestamped by %s%s; if no TSA answers: %s",
+		       c->srv_ts.urls[0], c->srv_ts.nurls > 1 ? " (and fallbacks)" : "",
+		       c->srv_ts.policy == SG_TIMESTAMP_SKIP ? "sign without (timestamp_policy = "
+		       "skip)" : "on_sign_failure applies (timestamp_policy = fail)");
+	if(g->signer && sg_signer_chain_incomplete(g->signer))
+		sg_log(SG_LOG_WARN, "custom key: the chain has only the leaf certificate; "
+		       "signatures will not verify against the root alone: give the "
+		       "intermediates in custom_cert");
+	if(g->signer && sg_signer_not_after(g->signer) - (int64_t)time(NULL) < 30 * 86400)
+		sg_log(SG_LOG_WARN, "custom key: the certificate of %s expires within 30 days",
+		       sg_signer_subject(g->signer));
+	/* Find a wrong token, CA or key name now, not at the first download;
+	 * the service may just be restarting, so this only warns. */
+	if(probe && g->remote) {
+		if(sg_remote_probe(g->remote))
+			sg_log(SG_LOG_ERROR, "signing service check failed (downloads of PE "
+			       "files will fail until this is fixed): %s", sg_last_error());
+		else
+			sg_log(SG_LOG_INFO, "signing service %s reachable, key %s offered",
+			       sg_remote_url(g->remote), sg_remote_key(g->remote));
+	}
+}
+
 int sg_serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1091,11 +1345,12 @@ int sg_serve_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct serve s = { .root_fd = -1 };
+	struct serve_signing *g = NULL;
 	const char *cfgpath = NULL, *listen = NULL;
 	sg_httpd_opts ho = { 0 };
-	sg_httpd *h = NULL;
+	sg_httpd *h = NULL, *ah = NULL;
 	sg_config *c = NULL;
-	char *host = NULL, where[300], how[400];
+	char *host = NULL, *listen_copy = NULL, where[300];
 	int opt, port, ret, sig;
 	sg_status rc;
 
@@ -1117,21 +1372,44 @@ int sg_serve_main(int argc, char **argv)
 	rc = sg_config_load(cfgpath, &c);
 	if(rc)
 		return serve_usage_error("%s", sg_last_error());
-	s.cfg = c;
+	pthread_mutex_init(&s.lock, NULL);
+	if(!(s.cfgpath = strdup(cfgpath))) {
+		ret = serve_usage_error("out of memory");
+		goto out;
+	}
 	if(!listen)
 		listen = c->srv_listen ? c->srv_listen : SERVE_DEFAULT_LISTEN;
-	if(sg_parse_hostport(listen, &host, &port)) {
+	if(!(listen_copy = strdup(listen))) {
+		ret = serve_usage_error("out of memory");
+		goto out;
+	}
+	if(sg_parse_hostport(listen_copy, &host, &port)) {
 		ret = serve_usage_error("listen: %s", sg_last_error());
 		goto out;
 	}
-	ret = serve_setup(&s, c);
+	ret = serve_boot(&s, c);
 	if(ret)
 		goto out;
+	rc = sg_admin_new(&s, c, host, &s.admin);
+	if(rc) {
+		ret = serve_usage_error("%s", sg_last_error());
+		goto out;
+	}
+	ho.threads = c->srv_threads;
+	/* The signing setup takes c over: from here on, settings that may
+	 * change at run time are read from s.cur alone. */
+	rc = serve_signing_new(c, &g);
+	c = NULL;
+	if(rc) {
+		ret = serve_usage_error("%s", sg_last_error());
+		goto out;
+	}
+	s.cur = g;
+	serve_signing_announce(g, 1);
 
 	sg_httpd_block_signals();
-	ho.listen = listen;
-	ho.threads = c->srv_threads;
-	ho.max_body = 4096;    /* GET and HEAD carry no body */
+	ho.listen = listen_copy;
+	ho.max_body = SG_ADMIN_MAX_BODY;   /* GET and HEAD carry none; the admin page's forms */
 	ho.timeout = 60;
 	ho.handler = serve_handler;
 	ho.arg = &s;
@@ -1143,38 +1421,43 @@ int sg_serve_main(int argc, char **argv)
 	port = sg_httpd_port(h);
 	snprintf(where, sizeof(where), "http://%s%s%s:%d", strchr(host, ':') ? "[" : "",
 	         *host ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
-	if(s.remote)
-		snprintf(how, sizeof(how), "the service %s%s, key %s", sg_remote_url(s.remote),
-		         c->proxy_url ? " through a proxy" : "", sg_remote_key(s.remote));
-	else
-		snprintf(how, sizeof(how), "the local key of %s", sg_signer_subject(s.signer));
-	sg_log(SG_LOG_INFO, "serving %s on %s with %d threads; signing with %s (%s); cache %s "
-	       "(%zu copies); on signing failure: %s; paths resolved with %s", c->srv_root, where,
-	       c->srv_threads, how, sg_md_name(c->md), c->srv_cache, serve_cache_count(s.cache),
-	       c->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
+	if(s.admin && sg_admin_listen(s.admin)) {
+		sg_httpd_opts ao = { .listen = sg_admin_listen(s.admin), .threads = 2,
+		                     .max_body = SG_ADMIN_MAX_BODY, .timeout = 60,
+		                     .handler = serve_admin_handler, .arg = &s };
+		rc = sg_httpd_start(&ao, &ah);
+		if(rc) {
+			ret = serve_usage_error("admin_listen: %s", sg_last_error());
+			goto out;
+		}
+	}
+	sg_log(SG_LOG_INFO, "serving %s on %s with %d threads; cache %s (%zu copies); on "
+	       "signing failure: %s; paths resolved with %s", s.cur->cfg->srv_root, where,
+	       ho.threads, s.cur->cfg->srv_cache, serve_cache_count(s.cache),
+	       s.cur->cfg->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
 	       s.use_openat2 ? "openat2(RESOLVE_BENEATH)" : "O_NOFOLLOW (no symbolic links)");
-	if(c->proxy_old_name)
-		sg_log(SG_LOG_WARN, "%s: service_proxy and timestamp_proxy are old names: write "
-		       "'proxy', which serves every outgoing request", c->path);
-	if(c->srv_ts.nurls)
-		sg_log(SG_LOG_INFO, "signed copies are timestamped by %s%s; if no TSA answers: %s",
-		       c->srv_ts.urls[0], c->srv_ts.nurls > 1 ? " (and fallbacks)" : "",
-		       c->srv_ts.policy == SG_TIMESTAMP_SKIP ? "sign without (timestamp_policy = "
-		       "skip)" : "on_sign_failure applies (timestamp_policy = fail)");
+	if(s.admin)
+		sg_admin_announce(s.admin, where, ah ? sg_httpd_port(ah) : 0);
 	printf("listening on %s\n", where);
 	fflush(stdout);
 	sig = sg_httpd_wait_signal();
 	sg_log(SG_LOG_INFO, "stopping on signal %d", sig);
-	sg_httpd_stop(h);
 	ret = 0;
 out:
-	sg_remote_free(s.remote);
-	sg_signer_free(s.signer);
+	if(ah)
+		sg_httpd_stop(ah);
+	if(h)
+		sg_httpd_stop(h);
+	sg_admin_free(s.admin);
+	serve_signing_put(s.cur);
 	serve_cache_free(s.cache);
 	if(s.root_fd >= 0)
 		close(s.root_fd);
 	free(host);
+	free(listen_copy);
+	free(s.cfgpath);
 	sg_config_free(c);
+	pthread_mutex_destroy(&s.lock);
 	sg_log_close();
 	return ret;
 }
