@@ -243,8 +243,8 @@ serve a-auth "proxy=http://$PA" "proxy_user=$PXUSER" "proxy_password=file:$W/pxp
 A=$URL A_PID=$PID
 grep -qF "signing service $SVC reachable, key codesign offered" "$W/a-auth.log" \
 	&& ok "a: credentials: the check at start passes" || bad "a: credentials: start-up: $(grep -E 'error|warn' "$W/a-auth.log" | tr '\n' ' ')"
-grep -qF "signing with the service $SVC through a proxy" "$W/a-auth.log" \
-	&& ok "a: the start-up line says 'through a proxy'" || bad "a: start-up line: $(grep serving "$W/a-auth.log")"
+grep -qF "signing with the service $SVC through the proxy http://$PA" "$W/a-auth.log" \
+	&& ok "a: the start-up line names the proxy" || bad "a: start-up line: $(grep 'signing with' "$W/a-auth.log")"
 [[ $(connects pxauth "127.0.0.1:$SP") -eq 1 ]] && ok "a: the /v1/keys probe went through the proxy" \
 	|| bad "a: $(connects pxauth "127.0.0.1:$SP") CONNECTs to the service at start (want 1)"
 code=$(get "$A/download/app.exe" "$W/dl/a-auth.exe")
@@ -455,7 +455,11 @@ SGOUT=("$W"/service.* "$W"/tsa.log "$W"/tsa.out "$W"/tsa.err "$W"/a-* "$W"/b-* "
 if grep -lF -- "$PXPASS" "${SGOUT[@]}" 2>/dev/null | grep -v '\.ini$' >/dev/null; then
 	bad "the proxy password appears in: $(grep -lF -- "$PXPASS" "${SGOUT[@]}" | grep -v '\.ini$' | tr '\n' ' ')"
 else ok "the proxy password is in no log or output of signgate"; fi
-grep -qF -- "$PXPASS" "$W/pxauth.log" && bad "the proxy password is in tinyproxy's log" || ok "nor in the proxy's log"
+# Nor as the Basic credentials (base64 of user:password) a debug dump would show.
+B64=$(printf '%s:%s' "$PXUSER" "$PXPASS" | base64 -w0)
+grep -lF -- "$B64" "${SGOUT[@]}" 2>/dev/null | grep -qv '\.ini$' && bad "the proxy credentials appear base64-encoded in a log" \
+	|| ok "nor base64-encoded"
+grep -qF -e "$PXPASS" -e "$B64" "$W/pxauth.log" && bad "the proxy password is in tinyproxy's log" || ok "nor in the proxy's log"
 grep -lF -- "$TOKEN" "${SGOUT[@]}" 2>/dev/null | grep -qvE '\.(ini|jsonl)$' && bad "the service token appears in a log" || ok "the token is in no log"
 if grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$W"/*.err "$W"/cfg.out "$W"/cli-*.out >/dev/null 2>&1; then
 	bad "sanitizer reports in: $(grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$W"/*.err "$W"/cfg.out "$W"/cli-*.out | tr '\n' ' ')"
