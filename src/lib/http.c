@@ -30,12 +30,16 @@ sg_status sg_http_init(void)
 	return SG_OK;
 }
 
-/* The proxy said no: to our credentials (407) or to the tunnel (a CONNECT
- * answered 403 or the like, as by a proxy that allows some targets only).
- * Says so in rep->errbuf, naming the proxy but never the password. */
+/* The proxy said no: to our credentials (407, or 401 as tinyproxy says
+ * it) or to the tunnel (a CONNECT answered 403 or the like, as by a proxy
+ * that allows some targets only); or it could not reach the target (5xx).
+ * Says so in rep->errbuf, naming the proxy but never the password.  Only
+ * a refusal becomes CURLE_PROXY, which is not retried: a proxy that cannot
+ * reach a restarting service now may well reach it in a moment. */
 static void http_proxy_refused(const sg_http_req *q, sg_http_reply *rep, long code)
 {
-	const char *proxy = q->proxy && *q->proxy ? q->proxy : "from the environment";
+	const char *proxy = q->proxy && *q->proxy ? q->proxy : "(from the environment)";
+	int env = !(q->proxy && *q->proxy);
 	char target[160] = "the target";
 	CURLU *u = curl_url();
 	char *host = NULL, *port = NULL;
@@ -47,12 +51,23 @@ static void http_proxy_refused(const sg_http_req *q, sg_http_reply *rep, long co
 	curl_free(host);
 	curl_free(port);
 	curl_url_cleanup(u);
-	if(code == 407 && !q->proxy_user)
+	if(code >= 500) {
+		snprintf(rep->errbuf, sizeof(rep->errbuf), "the proxy %s could not reach %s "
+		         "(HTTP %ld to CONNECT)", proxy, target, code);
+		if(rep->cc == CURLE_OK)
+			rep->cc = CURLE_RECV_ERROR;
+		return;
+	}
+	if((code == 407 || code == 401) && env)
+		snprintf(rep->errbuf, sizeof(rep->errbuf), "the proxy %s refused the request for "
+		         "want of valid credentials (HTTP %ld): give them in the variable as "
+		         "http://USER:PASSWORD@HOST:PORT", proxy, code);
+	else if((code == 407 || code == 401) && !q->proxy_user)
 		snprintf(rep->errbuf, sizeof(rep->errbuf), "the proxy %s demands authentication "
-		         "(HTTP 407): set the proxy user and password", proxy);
-	else if(code == 407)
+		         "(HTTP %ld): set the proxy user and password", proxy, code);
+	else if(code == 407 || code == 401)
 		snprintf(rep->errbuf, sizeof(rep->errbuf), "the proxy %s refused user '%.40s' and "
-		         "its password (HTTP 407)", proxy, q->proxy_user);
+		         "its password (HTTP %ld)", proxy, q->proxy_user, code);
 	else
 		snprintf(rep->errbuf, sizeof(rep->errbuf), "the proxy %s refused to connect to %s "
 		         "(HTTP %ld to CONNECT)", proxy, target, code);

@@ -137,6 +137,8 @@ sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out)
 	r->auth = malloc(sizeof(bearer) + tlen);
 	if(!r->key || (o->ca_file && !r->ca_file) || !r->auth)
 		goto nomem;
+	memcpy(r->auth, bearer, sizeof(bearer) - 1);
+	memcpy(r->auth + sizeof(bearer) - 1, token, tlen + 1);
 	if(o->proxy.url && *o->proxy.url) {
 		r->proxy = strdup(o->proxy.url);
 		r->proxy_user = remote_strdup(o->proxy.user && *o->proxy.user ? o->proxy.user : NULL);
@@ -153,8 +155,6 @@ sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out)
 			}
 		}
 	}
-	memcpy(r->auth, bearer, sizeof(bearer) - 1);
-	memcpy(r->auth + sizeof(bearer) - 1, token, tlen + 1);
 	r->connect_timeout = o->connect_timeout ? o->connect_timeout : 10;
 	r->timeout = o->timeout ? o->timeout : 60;
 	r->retries = o->retries;

@@ -394,6 +394,13 @@ static sg_status cfg_check(sg_config *c)
 		free(c->proxy_url);
 		c->proxy_url = url;
 	}
+	if(c->svc_ts.proxy) {
+		char *url = NULL;
+		if(sg_proxy_parse(c->svc_ts.proxy, &url))
+			return sg_fail_prefix(SG_ERR_USAGE, "%s: [service] timestamp_proxy", c->path);
+		free(c->svc_ts.proxy);
+		c->svc_ts.proxy = url;
+	}
 	if((c->proxy_user || c->proxy_password || c->no_proxy) && !c->proxy_url)
 		return sg_fail(SG_ERR_USAGE, "%s: [serve] has proxy_user, proxy_password or "
 		               "no_proxy but no proxy", c->path);

@@ -1018,6 +1018,18 @@ sg_status serve_signing_new(sg_config *c, struct serve_signing **out)
 		sg_config_free(c);
 		return rc;
 	}
+	/* The TSA client reads the proxy password at each request: find a
+	 * missing or unprotected file now, not at the first download. */
+	if(c->proxy_user && c->proxy_password) {
+		char *pw = NULL;
+		rc = sg_secret_read(c->proxy_password, &pw);
+		sg_secret_free(pw);
+		if(rc) {
+			rc = sg_fail_prefix(rc, "%s: [serve] proxy_password", c->path);
+			sg_config_free(c);
+			return rc;
+		}
+	}
 	g = calloc(1, sizeof(*g));
 	if(!g) {
 		sg_config_free(c);
