@@ -56,6 +56,10 @@ if [[ ! -s $D/secrets/client.token ]]; then
 	openssl rand -hex 32 | tr -d '\n' > "$D/secrets/client.token"
 	chmod 600 "$D/secrets/client.token"
 fi
+if [[ ! -s $D/secrets/admin.password ]]; then
+	openssl rand -base64 15 | tr -d '\n' > "$D/secrets/admin.password"
+	chmod 600 "$D/secrets/admin.password"
+fi
 
 cat > "$D/signgate.ini.new" <<INI
 ; demo configuration, written by scripts/demo.sh (see docs/CONFIG.md)
@@ -75,7 +79,15 @@ cert = $D/pki/codesign-rsa.pem
 [client download-server]
 token = file:$D/secrets/client.token
 keys = codesign
+INI
+mv "$D/signgate.ini.new" "$D/signgate.ini"
 
+# The download server's own file: its admin page (http://127.0.0.1:$DL_PORT/conf)
+# writes to it, so a change made there is kept when the demo runs again
+# (unless the ports changed: then it is written afresh).
+cat > "$D/serve.ini.new" <<INI
+; demo download server, written by scripts/demo.sh (see docs/CONFIG.md);
+; the admin page rewrites the [serve] lines it changes
 [serve]
 listen = 127.0.0.1:$DL_PORT
 root = $D/apps
@@ -87,14 +99,20 @@ service_token = file:$D/secrets/client.token
 service_key = codesign
 program_name = signgate demo
 program_url = https://localhost/
+admin_password = file:$D/secrets/admin.password
 INI
-
-# Signed copies made under other settings (another key, no timestamps) are
-# not what this configuration would make: start the cache afresh.
-if ! cmp -s "$D/signgate.ini.new" "$D/signgate.ini"; then
-	rm -rf "$D/cache" && mkdir -p "$D/cache"
+if [[ ! -f $D/serve.ini ]] || cmp -s "$D/serve.ini" "$D/serve.ini.generated" ||
+	! grep -qx "listen = 127.0.0.1:$DL_PORT" "$D/serve.ini" ||
+	! grep -qx "service_url = https://127.0.0.1:$SVC_PORT" "$D/serve.ini"; then
+	# Signed copies made under other settings are not what this
+	# configuration would make: start the cache afresh.
+	cmp -s "$D/serve.ini.new" "$D/serve.ini" || { rm -rf "$D/cache" && mkdir -p "$D/cache"; }
+	cp "$D/serve.ini.new" "$D/serve.ini.generated"
+	mv "$D/serve.ini.new" "$D/serve.ini"
+else
+	say "keeping demo/serve.ini as the admin page left it (delete it to start afresh)"
+	rm -f "$D/serve.ini.new"
 fi
-mv "$D/signgate.ini.new" "$D/signgate.ini"
 
 # The timestamp authority: another signgate service, with the token's
 # timestamping key (a separate process, so that signing requests waiting for
@@ -140,7 +158,7 @@ start "timestamp authority" "$D/logs/tsa.log" "$SG" service --config "$D/tsa.ini
 say "starting the signing service on https://127.0.0.1:$SVC_PORT"
 start "signing service" "$D/logs/service.log" "$SG" service --config "$D/signgate.ini"
 say "starting the download server on http://127.0.0.1:$DL_PORT"
-start "download server" "$D/logs/serve.log" "$SG" serve --config "$D/signgate.ini"
+start "download server" "$D/logs/serve.log" "$SG" serve --config "$D/serve.ini"
 
 say "downloading hello.exe through the download server"
 curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.exe"
@@ -160,4 +178,5 @@ echo
 echo "ready: http://127.0.0.1:$DL_PORT/download/hello.exe http://127.0.0.1:$DL_PORT/download/bigapp.exe" \
      "http://127.0.0.1:$DL_PORT/download/hello32.dll (trust root CA: demo/pki/root-ca.pem;" \
      "logs: demo/logs; Ctrl-C stops)"
+echo "admin page: http://127.0.0.1:$DL_PORT/conf (password in demo/secrets/admin.password)"
 wait
