@@ -676,6 +676,10 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 	char *o;
 
 	*out = NULL;
+	if(memchr(text, '\0', len))
+		return sg_fail(SG_ERR_USAGE, "the configuration file holds a NUL byte (at offset %zu): "
+		               "it is not changed automatically; correct it by hand",
+		               (size_t)((const char *)memchr(text, '\0', len) - text));
 	for(size_t i = 0; i < n; i++)
 		cap += strlen(ch[i].name) + (ch[i].value ? strlen(ch[i].value) : 0) + 8;
 	done = calloc(n ? n : 1, 1);
