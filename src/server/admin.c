@@ -28,13 +28,17 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +67,9 @@
 #define ADMIN_PEM_MAX (256u << 10)
 #define ADMIN_COOKIE "sg_admin"
 #define ADMIN_FIELDS 24
+#define ADMIN_CHECK_SECS 60           /* for `signgate serve --check` */
+
+extern char **environ;
 
 struct admin_session {
 	int used;
@@ -95,6 +102,7 @@ struct admin_view {
 	struct evkeyvalq *posted;     /* values to show again after an error */
 	const char *errs[ADMIN_FIELDS][2];   /* field, message (in msgs) */
 	char msgs[ADMIN_FIELDS][300];
+	char errbuf[700], warnbuf[600];     /* what form_error, message point to */
 	size_t nerrs;
 };
 
@@ -241,10 +249,12 @@ sg_status sg_admin_new(struct serve *s, const sg_config *c, const char *listen_h
 		a->dir = strdup(c->admin_dir);
 	} else {
 		char *copy = strdup(c->path);
-		const char *d = copy ? dirname(copy) : NULL;
+		/* Absolute: the configuration names files in it. */
+		char *d = copy ? realpath(dirname(copy), NULL) : NULL;
 		size_t n = d ? strlen(d) + sizeof("/admin") : 0;
 		if(d && (a->dir = malloc(n)))
 			snprintf(a->dir, n, "%s/admin", d);
+		free(d);
 		free(copy);
 	}
 	if(c->admin_listen) {
@@ -1056,14 +1066,83 @@ static void admin_files_free(struct admin_files *f, int remove_made)
 }
 
 /*
+ * Runs `signgate serve --check --config path` in a new process and waits
+ * for it (at most ADMIN_CHECK_SECS).  PKCS#11 login belongs to a process:
+ * where this server is logged in to the token already, only a process of
+ * its own proves that a new PIN is right.  On failure *err has what the
+ * check said, the temporary file's name replaced by the real one's.
+ */
+static sg_status admin_check_process(sg_admin *a, const char *path, char *err, size_t errlen)
+{
+	char *argv[] = { "signgate", "serve", "--check", "--config", (char *)path, NULL };
+	posix_spawn_file_actions_t fa;
+	char out[1024], *nl;
+	size_t n = 0, tl = strlen(path);
+	int pfd[2], status = 0, waited = 0;
+	pid_t pid;
+
+	if(pipe2(pfd, O_CLOEXEC))
+		return sg_fail(SG_ERR_IO, "cannot check the settings: pipe: %s", strerror(errno));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+	if(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ)) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pfd[0]);
+		close(pfd[1]);
+		return sg_fail(SG_ERR_IO, "cannot check the settings: cannot start signgate: %s",
+		               strerror(errno));
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	for(time_t end = time(NULL) + ADMIN_CHECK_SECS;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		ssize_t r;
+		if(time(NULL) > end) {
+			kill(pid, SIGKILL);
+			snprintf(out, sizeof(out), "the check did not finish in %d s (a token that does "
+			         "not answer?)", ADMIN_CHECK_SECS);
+			n = strlen(out);
+			break;
+		}
+		if(poll(&p, 1, 500) <= 0)
+			continue;
+		r = read(pfd[0], out + n, sizeof(out) - 1 - n);
+		if(r <= 0 || (n += (size_t)r) == sizeof(out) - 1)
+			break;
+	}
+	close(pfd[0]);
+	out[n] = '\0';
+	while(waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	waited = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if(waited)
+		return SG_OK;
+	if((nl = strchr(out, '\n')))
+		*nl = '\0';
+	{
+		const char *m = !strncmp(out, "signgate serve: ", 16) ? out + 16 : out;
+		const char *t = strstr(m, path);
+		if(t)
+			snprintf(err, errlen, "these settings cannot sign: %.*s%s%s", (int)(t - m), m,
+			         a->cfgpath, t + tl);
+		else
+			snprintf(err, errlen, "these settings cannot sign: %.600s", *m ? m : "the check failed");
+	}
+	return sg_fail(SG_ERR_USAGE, "%s", err);
+}
+
+/*
  * Rewrites the configuration with changes, checks it by loading it and
  * opening a signing setup with it, and only then puts the file and the
  * setup in place.  On failure, *err says why (nothing has changed).
  * *warning may say something worth knowing about a change that was made.
  */
 static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, const char *what,
-                             char *err, size_t errlen, char *warning, size_t wlen)
+                             struct admin_view *v)
 {
+	char *err = v->errbuf, *warning = v->warnbuf;
+	size_t errlen = sizeof(v->errbuf), wlen = sizeof(v->warnbuf);
 	unsigned char *text = NULL;
 	char *newtext = NULL;
 	size_t len = 0;
@@ -1099,6 +1178,8 @@ static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, con
 			snprintf(err, errlen, "the new configuration is refused: %s", m);
 		goto out;
 	}
+	if(nc->method == SG_METHOD_CUSTOM && (rc = admin_check_process(a, o.tmp, err, errlen)))
+		goto out;
 	free(nc->path);
 	if(!(nc->path = strdup(a->cfgpath))) {
 		rc = sg_fail(SG_ERR_NOMEM, "out of memory");
@@ -1137,6 +1218,9 @@ out:
 		sg_log(SG_LOG_WARN, "admin page: %s not changed: %s", what, err);
 		if(o.tmp)
 			sg_outfile_abort(&o);
+		v->form_error = err;
+	} else if(warning[0]) {
+		v->message = warning;
 	}
 	serve_signing_put(g);
 	sg_config_free(nc);
@@ -1190,6 +1274,7 @@ static void admin_done(sg_admin *a, struct evhttp_request *req, const char *csrf
 		admin_files_free(f, 1);
 		admin_main_page(a, req, csrf, 400, v);
 	} else {
+		v->posted = NULL;   /* posted values are shown again only after an error */
 		admin_files_free(f, 0);
 		admin_files_gone(a, (const char *const *)old, 6);
 		if(v->message) {
@@ -1210,7 +1295,7 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 	const char *proxy = admin_value(form, "proxy"), *user = admin_value(form, "proxy_user");
 	const char *pw = admin_value(form, "proxy_password"), *np = admin_value(form, "no_proxy");
 	int clear = *admin_value(form, "proxy_password_clear");
-	char *url = NULL, *spec = NULL, *old[6] = { 0 }, err[600] = "", warning[600] = "";
+	char *url = NULL, *spec = NULL, *old[6] = { 0 };
 	const char *why;
 	sg_status rc = SG_OK;
 	struct serve_signing *g;
@@ -1245,9 +1330,9 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 	if(!v.nerrs && *pw) {
 		rc = admin_save_secret(a, "proxy-password", pw, &f.made[f.nmade++], &spec);
 		if(rc) {
-			snprintf(err, sizeof(err), "cannot save the password (nothing was changed): %s",
-			         sg_last_error());
-			v.form_error = err;
+			snprintf(v.errbuf, sizeof(v.errbuf), "cannot save the password (nothing was "
+			         "changed): %s", sg_last_error());
+			v.form_error = v.errbuf;
 		}
 	}
 	if(!v.nerrs && !rc) {
@@ -1258,16 +1343,8 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 			                    pw_was_set ? old[0] : NULL },
 			{ "no_proxy", *np ? np : NULL },
 		};
-		rc = admin_apply(a, ch, sizeof(ch) / sizeof(ch[0]), "the HTTP proxy", err, sizeof(err),
-		                 warning, sizeof(warning));
-		if(rc)
-			v.form_error = err;
-		else if(warning[0])
-			v.message = warning;
+		rc = admin_apply(a, ch, sizeof(ch) / sizeof(ch[0]), "the HTTP proxy", &v);
 	}
-	/* Posted values are shown again only after an error. */
-	if(!rc && !v.nerrs)
-		v.posted = NULL;
 	admin_done(a, req, csrf, &v, rc, old, &f, "/conf?saved=proxy#security");
 	free(url);
 	free(spec);
@@ -1326,7 +1403,7 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	const char *chain = admin_value(form, "custom_chain_pem");
 	const char *pfx_b64 = admin_value(form, "pfx_b64");
 	const char *pfx_pw = admin_value(form, "pfx_password");
-	char *old[6] = { 0 }, err[700] = "", warning[600] = "", uri[600] = "", mod[400];
+	char *old[6] = { 0 }, uri[600] = "", mod[400];
 	char *token_spec = NULL, *ca_path = NULL, *chain_path = NULL, *pin_spec = NULL;
 	char *pfx_path = NULL, *pfx_spec = NULL, *tmp = NULL;
 	int service = !strcmp(method, "service"), pkcs12 = !strcmp(kind, "pkcs12");
@@ -1403,9 +1480,9 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	if(!v.nerrs && !rc && (cond)) { \
 		rc = (expr); \
 		if(rc) { \
-			snprintf(err, sizeof(err), "cannot save an uploaded file (nothing was changed): %s", \
-			         sg_last_error()); \
-			v.form_error = err; \
+			snprintf(v.errbuf, sizeof(v.errbuf), "cannot save an uploaded file (nothing " \
+			         "was changed): %s", sg_last_error()); \
+			v.form_error = v.errbuf; \
 		} \
 	}
 	ADMIN_SAVE(service && *token, admin_save_secret(a, "service-token", token, &tmp, &token_spec));
@@ -1456,15 +1533,8 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 			else if(!pfx_pass_set)
 				ch[n++] = (sg_cfg_change){ "custom_pass", NULL };   /* a PIN */
 		}
-		rc = admin_apply(a, ch, n, "the signing method", err, sizeof(err), warning,
-		                 sizeof(warning));
-		if(rc)
-			v.form_error = err;
-		else if(warning[0])
-			v.message = warning;
+		rc = admin_apply(a, ch, n, "the signing method", &v);
 	}
-	if(!rc && !v.nerrs)
-		v.posted = NULL;
 	admin_done(a, req, csrf, &v, rc, old, &f, "/conf?saved=method#signing");
 	free(token_spec);
 	free(ca_path);
@@ -1498,7 +1568,8 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 {
 	const char *code = admin_value(form, "setup_code"), *pw = admin_value(form, "password");
 	const char *pw2 = admin_value(form, "password2");
-	char hashtext[160], err[600] = "", warning[600] = "";
+	struct admin_view v = { 0 };
+	char hashtext[160];
 	int pending;
 
 	pthread_mutex_lock(&a->lock);
@@ -1528,9 +1599,8 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 	{
 		const sg_cfg_change ch[] = { { "admin_password_hash", hashtext },
 		                             { "admin_password", NULL } };
-		if(admin_apply(a, ch, 2, "the admin password", err, sizeof(err), warning,
-		               sizeof(warning))) {
-			admin_login_page(a, req, 500, err);
+		if(admin_apply(a, ch, 2, "the admin password", &v)) {
+			admin_login_page(a, req, 500, v.errbuf);
 			return;
 		}
 	}

@@ -926,6 +926,9 @@ static const char serve_help[] =
 "                      docs/CONFIG.md)\n"
 "  --listen HOST:PORT  overrides [serve] listen (default " SERVE_DEFAULT_LISTEN ");\n"
 "                      port 0 picks a free port\n"
+"  --check             checks the configuration and exits: opens the signing\n"
+"                      key (PIN, test signature) or asks the signing service\n"
+"                      (GET /v1/keys), and says what it would sign with\n"
 "  -h, --help          this help\n"
 "\n"
 "Prints \"listening on http://HOST:PORT\" once it accepts connections and runs\n"
@@ -1348,15 +1351,48 @@ void serve_signing_announce(const struct serve_signing *g, int probe)
 	}
 }
 
+/* --check: the signing setup of c, in this fresh process (the admin page
+ * runs it on a new configuration: a PKCS#11 token that the server is
+ * logged in to already would not check a new PIN in the server itself). */
+static int serve_check(sg_config *c)
+{
+	struct serve_signing *g = NULL;
+	sg_status rc;
+
+	if(!c->srv_root || !c->srv_cache) {
+		fprintf(stderr, "signgate serve: %s: [serve] needs 'root' and 'cache_dir'\n", c->path);
+		sg_config_free(c);
+		return 2;
+	}
+	rc = serve_signing_new(c, &g);
+	if(!rc)
+		rc = serve_signing_probe(g);
+	if(rc) {
+		fprintf(stderr, "signgate serve: %s\n", sg_last_error());
+		serve_signing_put(g);
+		return rc == SG_ERR_USAGE ? 2 : 1;
+	}
+	if(g->remote)
+		printf("configuration OK: signing with the service %s, key %s\n",
+		       sg_remote_url(g->remote), sg_remote_key(g->remote));
+	else
+		printf("configuration OK: signing with the local key of %s\n",
+		       sg_signer_subject(g->signer));
+	serve_signing_put(g);
+	return 0;
+}
+
 int sg_serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct serve s = { .root_fd = -1 };
+	int check = 0;
 	struct serve_signing *g = NULL;
 	const char *cfgpath = NULL, *listen = NULL;
 	sg_httpd_opts ho = { 0 };
@@ -1371,6 +1407,7 @@ int sg_serve_main(int argc, char **argv)
 		switch(opt) {
 		case 'c': cfgpath = optarg; break;
 		case 'l': listen = optarg; break;
+		case 'C': check = 1; break;
 		case 'h': fputs(serve_help, stdout); return 0;
 		default:
 			fprintf(stderr, "Try 'signgate serve --help'.\n");
@@ -1384,6 +1421,8 @@ int sg_serve_main(int argc, char **argv)
 	rc = sg_config_load(cfgpath, &c);
 	if(rc)
 		return serve_usage_error("%s", sg_last_error());
+	if(check)
+		return serve_check(c);
 	pthread_mutex_init(&s.lock, NULL);
 	if(!(s.cfgpath = strdup(cfgpath))) {
 		ret = serve_usage_error("out of memory");

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 SECS=${FUZZ_SECONDS:-60}
 B=build-fuzz
 mkdir -p "$B"
-CC=clang cmake -S . -B "$B/lib" -DSG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+# The libraries are instrumented too (SG_FUZZ): without it libFuzzer sees
+# only the harness's own edges and mutates blind.
+CC=clang cmake -S . -B "$B/lib" -DSG_SANITIZE=ON -DSG_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$B/lib" -j "$(nproc)" --target signgate signgate_server >/dev/null
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/lib -Isrc/server
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_DEFAULT_SOURCE"
