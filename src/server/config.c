@@ -726,6 +726,24 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 		if(in_target && k < ll && !strchr("\r\n;#", line[k]))
 			ins = olen;
 	}
+	/* inih reads an indented line after a setting as more of its value: if
+	 * one follows (past blank lines) where the new settings would go, they
+	 * go at the end, in a [section] of their own. */
+	if(ins != (size_t)-1) {
+		size_t p = ins;
+		while(p < olen) {
+			size_t k = p;
+			while(k < olen && (o[k] == ' ' || o[k] == '\t' || o[k] == '\r'))
+				k++;
+			if(k < olen && o[k] == '\n') {
+				p = k + 1;
+				continue;
+			}
+			if(k > p && k < olen && o[k] != ';' && o[k] != '#')
+				ins = (size_t)-1;
+			break;
+		}
+	}
 	if(ins == (size_t)-1) {
 		for(size_t i = 0; i < n; i++)
 			if(ch[i].value) {
