@@ -3,6 +3,7 @@
  * with inih, by a table of known keys per section.  Unknown sections and
  * keys are errors, so a typo is caught at start rather than ignored.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -652,26 +653,32 @@ static size_t cfg_line_name(const char *line, size_t len, const char **name)
 {
 	size_t i = 0, end;
 
-	while(i < len && (line[i] == ' ' || line[i] == '\t'))
+	while(i < len && line[i] != '\n' && isspace((unsigned char)line[i]))
 		i++;
 	if(i == len || line[i] == ';' || line[i] == '#' || line[i] == '[')
 		return 0;
 	*name = line + i;
 	end = i;
-	while(end < len && line[end] != '=' && line[end] != ':')
+	while(end < len && line[end] != '=' && line[end] != ':' && line[end] != '\n')
 		end++;
-	if(end == len)
+	if(end == len || line[end] == '\n')
 		return 0;
-	while(end > i && (line[end - 1] == ' ' || line[end - 1] == '\t'))
+	while(end > i && isspace((unsigned char)line[end - 1]))
 		end--;
 	return end - i;
+}
+
+/* Is there something at line[k] (not a blank line, not a comment)? */
+static int cfg_content(const char *line, size_t ll, size_t k)
+{
+	return k < ll && line[k] != '\n' && line[k] != ';' && line[k] != '#';
 }
 
 sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
                             const sg_cfg_change *ch, size_t n, char **out)
 {
 	size_t cap = len + strlen(section) + 64, olen = 0, ins = (size_t)-1, pos = 0, sl;
-	int in_target = 0, dropping = 0;
+	int in_target = 0, dropping = 0, prev_key = 0;
 	unsigned char *done;
 	char *o;
 
@@ -693,27 +700,37 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 	while(pos < len) {
 		const char *line = text + pos, *nl = memchr(line, '\n', len - pos), *name;
 		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos, nlen, k = 0;
-		int replaced = 0;
+		int replaced = 0, cont;
 
 		pos += ll;
-		while(k < ll && (line[k] == ' ' || line[k] == '\t'))
+		/* inih skips what isspace() skips, \r \v \f too. */
+		while(k < ll && line[k] != '\n' && isspace((unsigned char)line[k]))
 			k++;
-		/* inih continues a value on an indented line: it goes with its key. */
-		if(dropping && k > 0 && k < ll && !strchr("\r\n;#", line[k]))
+		/* inih reads an indented line after a setting as more of its value
+		 * (even one that starts with '['): it goes with its setting. */
+		cont = prev_key && k > 0 && cfg_content(line, ll, k);
+		if(dropping && cont)
 			continue;
 		dropping = 0;
-		if(k < ll && line[k] == '[') {
+		if(cont) {
+			/* more of a value we keep */
+		} else if(k < ll && line[k] == '[') {
 			const char *rb = memchr(line + k, ']', ll - k);
 			in_target = rb && (size_t)(rb - line - k - 1) == sl &&
 			            !strncmp(line + k + 1, section, sl);
-		} else if(in_target && (nlen = cfg_line_name(line, ll, &name))) {
-			for(size_t i = 0; i < n && !replaced; i++) {
-				if(strlen(ch[i].name) != nlen || strncmp(ch[i].name, name, nlen))
-					continue;
-				replaced = dropping = 1;
-				if(ch[i].value && !done[i])
-					olen += (size_t)sprintf(o + olen, "%s = %s\n", ch[i].name, ch[i].value);
-				done[i] = 1;
+			prev_key = 0;
+		} else if(cfg_content(line, ll, k)) {
+			prev_key = 1;
+			if(in_target && (nlen = cfg_line_name(line, ll, &name))) {
+				for(size_t i = 0; i < n && !replaced; i++) {
+					if(strlen(ch[i].name) != nlen || strncmp(ch[i].name, name, nlen))
+						continue;
+					replaced = dropping = 1;
+					if(ch[i].value && !done[i])
+						olen += (size_t)sprintf(o + olen, "%s = %s\n", ch[i].name,
+						                        ch[i].value);
+					done[i] = 1;
+				}
 			}
 		}
 		if(!replaced) {
@@ -723,7 +740,7 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 				o[olen++] = '\n';
 		}
 		/* New settings go after the section's last setting (or header). */
-		if(in_target && k < ll && !strchr("\r\n;#", line[k]))
+		if(in_target && cfg_content(line, ll, k))
 			ins = olen;
 	}
 	/* inih reads an indented line after a setting as more of its value: if
@@ -733,7 +750,7 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 		size_t p = ins;
 		while(p < olen) {
 			size_t k = p;
-			while(k < olen && (o[k] == ' ' || o[k] == '\t' || o[k] == '\r'))
+			while(k < olen && o[k] != '\n' && isspace((unsigned char)o[k]))
 				k++;
 			if(k < olen && o[k] == '\n') {
 				p = k + 1;
