@@ -11,6 +11,7 @@ PKGS=(
   osslsigncode sbsigntool mono-devel
   gcc-mingw-w64-x86-64 gcc-mingw-w64-i686
   tinyproxy curl ca-certificates hyperfine time wrk python3
+  chromium chromium-driver python3-selenium
 )
 
 missing=()
