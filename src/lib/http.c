@@ -154,8 +154,9 @@ sg_status sg_http_exchange(const sg_http_req *q, sg_http_reply *rep)
 		curl_easy_setopt(c, CURLOPT_PROXYPASSWORD, q->proxy_password ? q->proxy_password : "");
 		curl_easy_setopt(c, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
 	}
-	if(q->no_proxy)
-		curl_easy_setopt(c, CURLOPT_NOPROXY, q->no_proxy);
+	/* A proxy of our own: the no_proxy variable must not undo it. */
+	if(q->no_proxy || (q->proxy && *q->proxy))
+		curl_easy_setopt(c, CURLOPT_NOPROXY, q->no_proxy ? q->no_proxy : "");
 	if(q->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, q->ca_file);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sg_capbuf_write);

@@ -581,7 +581,10 @@ sg_status sg_remote_key_info(sg_remote *r, char *subject, size_t subjlen, char *
 	if(rc)
 		return rc;
 	if(rep.cc != CURLE_OK) {
-		rc = sg_fail(SG_ERR_NETWORK, "signing service %s%s: %s%s%s", r->base,
+		/* A proxy that refuses our credentials or the tunnel answered:
+		 * that is a setting to fix, not a network that may come back. */
+		rc = sg_fail(rep.cc == CURLE_PROXY ? SG_ERR_REMOTE : SG_ERR_NETWORK,
+		             "signing service %s%s: %s%s%s", r->base,
 		             r->proxy ? " (through the proxy)" : "", curl_easy_strerror(rep.cc),
 		             rep.errbuf[0] ? ": " : "", rep.errbuf);
 	} else if(rep.http != 200) {

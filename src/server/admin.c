@@ -465,7 +465,9 @@ static void admin_reply(struct evhttp_request *req, int code, const char *ctype,
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	/* Not no-referrer: under it browsers send "Origin: null" with our own
+	 * forms, which admin_same_origin() must refuse. */
+	evhttp_add_header(h, "Referrer-Policy", "same-origin");
 	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; script-src 'self'; "
 	                  "style-src 'self'; img-src 'self'; form-action 'self'; "
 	                  "frame-ancestors 'none'; base-uri 'none'");

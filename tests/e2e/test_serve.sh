@@ -325,7 +325,7 @@ if command -v tinyproxy >/dev/null; then
 	code=$(get "$URL/download/fresh2.exe" "$W/dl/proxy.exe")
 	if [[ $code == 200 ]]; then signed_ok "signed through an HTTP proxy" "$W/dl/proxy.exe" "$CORPUS/hello32.exe"
 	else bad "through proxy: HTTP $code"; fi
-	grep -q 'CONNECT' "$W/tinyproxy.log" && ok "the proxy saw the CONNECT" || bad "no CONNECT in the proxy's log"
+	grep -q "CONNECT 127.0.0.1:${SVC_URL##*:}" "$W/tinyproxy.log" && ok "the proxy saw the CONNECT" || bad "no CONNECT in the proxy's log"
 	stop "$PID"
 	stop "$TP_PID"
 else
