@@ -744,7 +744,7 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 			ins = olen;
 	}
 	/* inih reads an indented line after a setting as more of its value: if
-	 * one follows (past blank lines) where the new settings would go, they
+	 * one follows (past blank lines and comments) where the new settings would go, they
 	 * go at the end, in a [section] of their own. */
 	if(ins != (size_t)-1) {
 		size_t p = ins;
@@ -752,11 +752,13 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 			size_t k = p;
 			while(k < olen && o[k] != '\n' && isspace((unsigned char)o[k]))
 				k++;
-			if(k < olen && o[k] == '\n') {
-				p = k + 1;
+			if(k < olen && (o[k] == '\n' || o[k] == ';' || o[k] == '#')) {
+				/* blank lines and comments do not end a value */
+				const char *e = memchr(o + k, '\n', olen - k);
+				p = e ? (size_t)(e - o) + 1 : olen;
 				continue;
 			}
-			if(k > p && k < olen && o[k] != ';' && o[k] != '#')
+			if(k > p && k < olen)
 				ins = (size_t)-1;
 			break;
 		}
