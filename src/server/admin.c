@@ -24,6 +24,7 @@
  * there are removed.  Secrets are never shown: a field says "set".
  */
 #define _GNU_SOURCE 1   /* strptime, timegm */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
@@ -89,6 +91,8 @@ struct sg_admin {
 	unsigned char salt[16], hash[32];
 	unsigned iter;
 	char setup_code[33];          /* while no password is set */
+	int setup_busy;               /* a setup is being saved */
+	struct timespec next_try;     /* no password or code checked before */
 	char *setup_path;
 	struct admin_session sessions[ADMIN_SESSIONS];
 };
@@ -200,10 +204,51 @@ static int admin_check_password(sg_admin *a, const char *pw)
 	return ok;
 }
 
-/* Is host (of a listen setting) a loopback address? */
+/* Is host (of a listen setting, or of a Host header without its port) a
+ * loopback address?  An address, not a name such as 127.evil.example. */
 static int admin_loopback(const char *host)
 {
-	return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+	unsigned char buf[16];
+
+	if(!strcmp(host, "localhost"))
+		return 1;
+	if(inet_pton(AF_INET, host, buf) == 1)
+		return buf[0] == 127;
+	return inet_pton(AF_INET6, host, buf) == 1 && !memcmp(buf, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16);
+}
+
+/* Is the request's Host one of ours?  A page of a DNS name that has been
+ * made to point at 127.0.0.1 (DNS rebinding) arrives with that name as
+ * Host: refused, so other sites' scripts cannot reach the page through the
+ * admin's browser. */
+static int admin_host_ok(const sg_admin *a, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	char host[256];
+	size_t n;
+
+	if(!h || !*h || strlen(h) >= sizeof(host))
+		return 0;
+	if(*h == '[') {
+		const char *rb = strchr(h, ']');
+		if(!rb)
+			return 0;
+		n = (size_t)(rb - h - 1);
+		memcpy(host, h + 1, n);
+	} else {
+		n = strcspn(h, ":");
+		memcpy(host, h, n);
+	}
+	host[n] = '\0';
+	if(admin_loopback(host))
+		return 1;
+	/* admin_listen on another address: that address as given. */
+	if(a->listen) {
+		size_t ln = strcspn(*a->listen == '[' ? a->listen + 1 : a->listen,
+		                    *a->listen == '[' ? "]" : ":");
+		return ln == n && !strncmp(*a->listen == '[' ? a->listen + 1 : a->listen, host, n);
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- set-up */
@@ -274,6 +319,14 @@ sg_status sg_admin_new(struct serve *s, const sg_config *c, const char *listen_h
 	if(mkdir(a->dir, 0700) && errno != EEXIST) {
 		rc = sg_fail(SG_ERR_IO, "admin_dir %s cannot be made: %s", a->dir, strerror(errno));
 		goto fail;
+	}
+	{
+		/* It holds secrets: no access for group or others. */
+		struct stat st;
+		if(stat(a->dir, &st) == 0 && (st.st_mode & 077) && chmod(a->dir, st.st_mode & 0700))
+			sg_log(SG_LOG_WARN, "admin_dir %s is open to group or others (mode %04o) and "
+			       "cannot be closed: %s", a->dir, (unsigned)(st.st_mode & 07777),
+			       strerror(errno));
 	}
 	if(c->admin_password) {
 		char *pw = NULL;
@@ -365,6 +418,9 @@ void sg_admin_free(sg_admin *a)
 /* ---------------------------------------------------------------- sessions */
 
 /* The session of req's cookie, its CSRF token copied to csrf; -1: none. */
+static int admin_session_find(sg_admin *a, const unsigned char idh[32], time_t now,
+                              char csrf[65]);
+
 static int admin_session(sg_admin *a, struct evhttp_request *req, char csrf[65])
 {
 	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
@@ -375,21 +431,36 @@ static int admin_session(sg_admin *a, struct evhttp_request *req, char csrf[65])
 
 	if(!cookie)
 		return -1;
-	/* Cookie: a=b; sg_admin=HEX; c=d */
-	for(p = cookie; (p = strstr(p, ADMIN_COOKIE "=")); p++) {
-		if(p == cookie || p[-1] == ' ' || p[-1] == ';')
-			break;
+	/* Cookie: a=b; sg_admin=HEX; c="x;y" (RFC 6265 5.4: pairs split at
+	 * ";").  A value that is not exactly 64 hex digits is not ours; with
+	 * several sg_admin cookies (one may be planted by another page on this
+	 * host), the first that is a live session counts. */
+	for(p = cookie; *p && found < 0;) {
+		size_t len;
+		while(*p == ' ' || *p == ';')
+			p++;
+		len = strcspn(p, ";");
+		if(len == sizeof(ADMIN_COOKIE) + 64 && !strncmp(p, ADMIN_COOKIE "=", sizeof(ADMIN_COOKIE))) {
+			char hex[65];
+			memcpy(hex, p + sizeof(ADMIN_COOKIE), 64);
+			hex[64] = '\0';
+			if(!admin_unhex(hex, id, 32)) {
+				SHA256(id, 32, idh);
+				found = admin_session_find(a, idh, now, csrf);
+			}
+		}
+		p += len;
 	}
-	if(!p || strspn(p + sizeof(ADMIN_COOKIE), "0123456789abcdef") != 64)
-		return -1;
-	{
-		char hex[65];
-		memcpy(hex, p + sizeof(ADMIN_COOKIE), 64);
-		hex[64] = '\0';
-		if(admin_unhex(hex, id, 32))
-			return -1;
-	}
-	SHA256(id, 32, idh);
+	return found;
+}
+
+/* The live session whose cookie hashes to idh (expired ones are dropped);
+ * -1 if none. */
+static int admin_session_find(sg_admin *a, const unsigned char idh[32], time_t now,
+                              char csrf[65])
+{
+	int found = -1;
+
 	pthread_mutex_lock(&a->lock);
 	for(int i = 0; i < ADMIN_SESSIONS; i++) {
 		struct admin_session *se = &a->sessions[i];
@@ -473,6 +544,7 @@ static void admin_reply(struct evhttp_request *req, int code, const char *ctype,
 	                  "frame-ancestors 'none'; base-uri 'none'");
 	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 303 ? "See Other" :
 	                  code == 400 ? "Bad Request" : code == 403 ? "Forbidden" :
+	                  code == 421 ? "Misdirected Request" : code == 429 ? "Too Many Requests" :
 	                  code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Error",
 	                  body);
 }
@@ -545,6 +617,66 @@ static const char admin_js[] =
 "  upload('chain_file', 'custom_chain_pem', false);\n"
 "  upload('pfx_file', 'pfx_b64', true);\n"
 "});\n";
+
+static void admin_login_page(sg_admin *a, struct evhttp_request *req, int code,
+                             const char *err);
+
+/* A refused password or setup code is answered a second later, from a
+ * timer of the request's own event loop (a sleep would hold up every other
+ * request of that loop); meanwhile no other guess is checked at all
+ * (admin_may_try), so guesses run at one a second whatever the clients. */
+struct admin_later {
+	sg_admin *a;
+	struct evhttp_request *req;
+	const char *msg;
+};
+
+static void admin_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_later *l = arg;
+
+	admin_login_page(l->a, l->req, 403, l->msg);
+	free(l);
+}
+
+static void admin_refuse_later(sg_admin *a, struct evhttp_request *req, const char *msg)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct event_base *base = evcon ? evhttp_connection_get_base(evcon) : NULL;
+	struct timeval tv = { 1, 0 };
+	struct admin_later *l = malloc(sizeof(*l));
+
+	if(!l || !base || event_base_once(base, -1, EV_TIMEOUT, admin_later_cb, l, &tv)) {
+		free(l);
+		admin_login_page(a, req, 403, msg);
+		return;
+	}
+	l->a = a;
+	l->req = req;
+	l->msg = msg;
+}
+
+/* 1 if a password or code may be checked now; else the caller answers 429. */
+static int admin_may_try(sg_admin *a)
+{
+	struct timespec now;
+	int ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&a->lock);
+	ok = now.tv_sec > a->next_try.tv_sec ||
+	     (now.tv_sec == a->next_try.tv_sec && now.tv_nsec >= a->next_try.tv_nsec);
+	pthread_mutex_unlock(&a->lock);
+	return ok;
+}
+
+static void admin_failed_try(sg_admin *a)
+{
+	pthread_mutex_lock(&a->lock);
+	clock_gettime(CLOCK_MONOTONIC, &a->next_try);
+	a->next_try.tv_sec += 1;
+	pthread_mutex_unlock(&a->lock);
+}
 
 static void admin_login_page(sg_admin *a, struct evhttp_request *req, int code,
                              const char *err)
@@ -1038,15 +1170,36 @@ static int admin_pem_certs(const char *text)
 	return n;
 }
 
-/* Is path one of the admin directory's own files (which may go when no
- * longer named)? */
+/* Is path one of the files the page itself wrote in the admin directory
+ * (admin_write_file's PREFIX-YYYYmmddHHMMSS-XXXXXXXX[.EXT]), which may go
+ * when no longer named?  Nothing else there is ever removed: an operator
+ * may keep files of his own in the same directory. */
 static int admin_own_file(const sg_admin *a, const char *spec)
 {
+	static const char *const prefixes[] = { "proxy-password-", "service-token-", "service-ca-",
+	                                        "custom-pin-", "custom-chain-", "custom-",
+	                                        "custom-p12-password-" };
 	size_t n = strlen(a->dir);
+	const char *base, *p;
 
 	if(spec && !strncmp(spec, "file:", 5))
 		spec += 5;
-	return spec && !strncmp(spec, a->dir, n) && spec[n] == '/' && !strchr(spec + n + 1, '/');
+	if(!spec || strncmp(spec, a->dir, n) || spec[n] != '/' || strchr(spec + n + 1, '/'))
+		return 0;
+	base = spec + n + 1;
+	for(size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t pl = strlen(prefixes[i]);
+		if(strncmp(base, prefixes[i], pl))
+			continue;
+		p = base + pl;
+		if(strspn(p, "0123456789") != 14 || p[14] != '-' ||
+		   strspn(p + 15, "0123456789abcdef") != 8)
+			continue;
+		p += 23;
+		if(!*p || !strcmp(p, ".pem") || !strcmp(p, ".p12"))
+			return 1;
+	}
+	return 0;
 }
 
 /* The files an applied change made, and those it replaced. */
@@ -1065,6 +1218,41 @@ static void admin_files_free(struct admin_files *f, int remove_made)
 		free(f->made[i]);
 	}
 	f->nmade = 0;
+}
+
+/* Removes the admin directory's files that the old configuration named and
+ * the new one does not. */
+static void admin_files_gone(sg_admin *a, const char *const *old, size_t n)
+{
+	struct serve_signing *g = serve_signing_get(a->s);
+	const sg_config *c = g->cfg;
+	const char *now[] = { c->proxy_password, c->svc_token, c->svc_ca, c->custom.cert,
+	                      c->custom.pass, c->custom.pfx };
+
+	for(size_t i = 0; i < n; i++) {
+		int used = 0;
+		if(!old[i] || !admin_own_file(a, old[i]))
+			continue;
+		for(size_t k = 0; k < sizeof(now) / sizeof(now[0]); k++)
+			if(now[k] && !strcmp(now[k], old[i]))
+				used = 1;
+		if(!used)
+			unlink(!strncmp(old[i], "file:", 5) ? old[i] + 5 : old[i]);
+	}
+	serve_signing_put(g);
+}
+
+/* Copies of the settings whose files may be replaced. */
+static void admin_old_files(sg_admin *a, char *old[6])
+{
+	struct serve_signing *g = serve_signing_get(a->s);
+	const sg_config *c = g->cfg;
+	const char *cur[] = { c->proxy_password, c->svc_token, c->svc_ca, c->custom.cert,
+	                      c->custom.pass, c->custom.pfx };
+
+	for(size_t i = 0; i < 6; i++)
+		old[i] = cur[i] ? strdup(cur[i]) : NULL;
+	serve_signing_put(g);
 }
 
 /*
@@ -1151,9 +1339,11 @@ static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, con
 	sg_config *nc = NULL;
 	struct serve_signing *g = NULL;
 	sg_outfile o = { .fd = -1 };
+	char *old[6] = { 0 };
 	sg_status rc;
 
 	pthread_mutex_lock(&a->save_lock);
+	admin_old_files(a, old);
 	rc = sg_read_file(a->cfgpath, 1u << 20, &text, &len);
 	if(!rc)
 		rc = sg_config_rewrite((const char *)text, len, "serve", ch, n, &newtext);
@@ -1211,10 +1401,15 @@ static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, con
 		         sg_last_error());
 		goto out;
 	}
+	if(g->signer && sg_signer_chain_incomplete(g->signer) && !warning[0])
+		snprintf(warning, wlen, "saved, but the certificate chain holds only the signing "
+		         "certificate: verifiers that know only the root will refuse the signatures; "
+		         "upload the chain with its intermediates");
 	serve_signing_swap(a->s, g);
 	sg_log(SG_LOG_INFO, "admin page: %s changed; saved to %s and applied", what, a->cfgpath);
 	serve_signing_announce(g, 0);
 	g = NULL;
+	admin_files_gone(a, (const char *const *)old, 6);
 out:
 	if(rc) {
 		sg_log(SG_LOG_WARN, "admin page: %s not changed: %s", what, err);
@@ -1228,48 +1423,15 @@ out:
 	sg_config_free(nc);
 	free(newtext);
 	free(text);
+	for(size_t i = 0; i < 6; i++)
+		free(old[i]);
 	sg_clear_error();
 	pthread_mutex_unlock(&a->save_lock);
 	return rc;
 }
 
-/* Removes the admin directory's files that the old configuration named and
- * the new one does not. */
-static void admin_files_gone(sg_admin *a, const char *const *old, size_t n)
-{
-	struct serve_signing *g = serve_signing_get(a->s);
-	const sg_config *c = g->cfg;
-	const char *now[] = { c->proxy_password, c->svc_token, c->svc_ca, c->custom.cert,
-	                      c->custom.pass, c->custom.pfx };
-
-	for(size_t i = 0; i < n; i++) {
-		int used = 0;
-		if(!old[i] || !admin_own_file(a, old[i]))
-			continue;
-		for(size_t k = 0; k < sizeof(now) / sizeof(now[0]); k++)
-			if(now[k] && !strcmp(now[k], old[i]))
-				used = 1;
-		if(!used)
-			unlink(!strncmp(old[i], "file:", 5) ? old[i] + 5 : old[i]);
-	}
-	serve_signing_put(g);
-}
-
-/* Copies of the settings whose files may be replaced. */
-static void admin_old_files(sg_admin *a, char *old[6])
-{
-	struct serve_signing *g = serve_signing_get(a->s);
-	const sg_config *c = g->cfg;
-	const char *cur[] = { c->proxy_password, c->svc_token, c->svc_ca, c->custom.cert,
-	                      c->custom.pass, c->custom.pfx };
-
-	for(size_t i = 0; i < 6; i++)
-		old[i] = cur[i] ? strdup(cur[i]) : NULL;
-	serve_signing_put(g);
-}
-
 static void admin_done(sg_admin *a, struct evhttp_request *req, const char *csrf,
-                       struct admin_view *v, sg_status rc, char *old[6], struct admin_files *f,
+                       struct admin_view *v, sg_status rc, struct admin_files *f,
                        const char *saved)
 {
 	if(rc || v->nerrs) {
@@ -1278,15 +1440,12 @@ static void admin_done(sg_admin *a, struct evhttp_request *req, const char *csrf
 	} else {
 		v->posted = NULL;   /* posted values are shown again only after an error */
 		admin_files_free(f, 0);
-		admin_files_gone(a, (const char *const *)old, 6);
 		if(v->message) {
 			admin_main_page(a, req, csrf, 200, v);
 		} else {
 			admin_redirect(req, saved);
 		}
 	}
-	for(size_t i = 0; i < 6; i++)
-		free(old[i]);
 }
 
 static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char *csrf,
@@ -1297,16 +1456,9 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 	const char *proxy = admin_value(form, "proxy"), *user = admin_value(form, "proxy_user");
 	const char *pw = admin_value(form, "proxy_password"), *np = admin_value(form, "no_proxy");
 	int clear = *admin_value(form, "proxy_password_clear");
-	char *url = NULL, *spec = NULL, *old[6] = { 0 };
+	char *url = NULL, *spec = NULL;
 	const char *why;
 	sg_status rc = SG_OK;
-	struct serve_signing *g;
-	int pw_was_set;
-
-	admin_old_files(a, old);
-	g = serve_signing_get(a->s);
-	pw_was_set = g->cfg->proxy_password != NULL;
-	serve_signing_put(g);
 	if((why = admin_line_value(proxy)))
 		admin_bad(&v, "proxy", why);
 	else if(*proxy && sg_proxy_parse(proxy, &url))
@@ -1329,7 +1481,7 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 	else if(*np && !*proxy)
 		admin_bad(&v, "no_proxy", "there is no proxy to bypass");
 	sg_clear_error();
-	if(!v.nerrs && *pw) {
+	if(!v.nerrs && *pw && *user && !clear) {
 		rc = admin_save_secret(a, "proxy-password", pw, &f.made[f.nmade++], &spec);
 		if(rc) {
 			snprintf(v.errbuf, sizeof(v.errbuf), "cannot save the password (nothing was "
@@ -1338,16 +1490,18 @@ static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char
 		}
 	}
 	if(!v.nerrs && !rc) {
-		const sg_cfg_change ch[] = {
+		sg_cfg_change ch[6] = {
 			{ "proxy", url }, { "service_proxy", NULL }, { "timestamp_proxy", NULL },
-			{ "proxy_user", *user ? user : NULL },
-			{ "proxy_password", !*user || clear ? NULL : spec ? spec :
-			                    pw_was_set ? old[0] : NULL },
-			{ "no_proxy", *np ? np : NULL },
+			{ "proxy_user", *user ? user : NULL }, { "no_proxy", *np ? np : NULL },
 		};
-		rc = admin_apply(a, ch, sizeof(ch) / sizeof(ch[0]), "the HTTP proxy", &v);
+		size_t n = 5;
+		/* The password: a new one, none, or (neither typed nor removed)
+		 * the one set, whose line stays as it is. */
+		if(spec || !*user || clear)
+			ch[n++] = (sg_cfg_change){ "proxy_password", spec };
+		rc = admin_apply(a, ch, n, "the HTTP proxy", &v);
 	}
-	admin_done(a, req, csrf, &v, rc, old, &f, "/conf?saved=proxy#security");
+	admin_done(a, req, csrf, &v, rc, &f, "/conf?saved=proxy#security");
 	free(url);
 	free(spec);
 }
@@ -1405,7 +1559,7 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	const char *chain = admin_value(form, "custom_chain_pem");
 	const char *pfx_b64 = admin_value(form, "pfx_b64");
 	const char *pfx_pw = admin_value(form, "pfx_password");
-	char *old[6] = { 0 }, uri[600] = "", mod[400];
+	char uri[600] = "", mod[400];
 	char *token_spec = NULL, *ca_path = NULL, *chain_path = NULL, *pin_spec = NULL;
 	char *pfx_path = NULL, *pfx_spec = NULL, *tmp = NULL;
 	int service = !strcmp(method, "service"), pkcs12 = !strcmp(kind, "pkcs12");
@@ -1417,7 +1571,6 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	sg_status rc = SG_OK;
 	int have_token, have_pfx, pfx_pass_set;
 
-	admin_old_files(a, old);
 	g = serve_signing_get(a->s);
 	c = g->cfg;
 	have_token = c->svc_token != NULL;
@@ -1429,9 +1582,12 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	if(service) {
 		if((why = admin_line_value(url)))
 			admin_bad(&v, "service_url", why);
-		else if(strncasecmp(url, "https://", 8) || strlen(url) < 9 || strpbrk(url, " ?#@"))
-			admin_bad(&v, "service_url", "must be https://HOST[:PORT] (the token must not "
-			          "travel in clear)");
+		else if(strncasecmp(url, "https://", 8) || strlen(url) < 9 ||
+		        strspn(url + 8, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                        "0123456789.-_~:/[]") != strlen(url + 8) ||
+		        url[8] == '/' || url[8] == ':')
+			admin_bad(&v, "service_url", "must be https://HOST[:PORT][/PATH], with a host "
+			          "name or address (the token must not travel in clear)");
 		if(!*key || strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		                        "0123456789._-") != strlen(key) || strlen(key) > 64)
 			admin_bad(&v, "service_key", "the key's name at the service: letters, digits, "
@@ -1458,6 +1614,9 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 			admin_bad(&v, "custom_key", why ? why : "must not hold spaces (write %20)");
 		else if(strstr(ckey, "module-path="))
 			admin_bad(&v, "custom_key", "give the module in its own field, not in the URI");
+		else if(strstr(ckey, "pin-value=") || strstr(ckey, "pin-source="))
+			admin_bad(&v, "custom_key", "give the PIN in its own field, not in the URI (it "
+			          "would be kept and shown in clear)");
 		if(strlen(pin) > 256 || strpbrk(pin, "\r\n"))
 			admin_bad(&v, "custom_pin", "one line of at most 256 characters");
 		if(*chain && (strlen(chain) > ADMIN_PEM_MAX || !admin_pem_certs(chain)))
@@ -1537,7 +1696,7 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 		}
 		rc = admin_apply(a, ch, n, "the signing method", &v);
 	}
-	admin_done(a, req, csrf, &v, rc, old, &f, "/conf?saved=method#signing");
+	admin_done(a, req, csrf, &v, rc, &f, "/conf?saved=method#signing");
 	free(token_spec);
 	free(ca_path);
 	free(chain_path);
@@ -1574,19 +1733,27 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 	char hashtext[160];
 	int pending;
 
-	pthread_mutex_lock(&a->lock);
-	pending = !a->pw_set && a->setup_code[0] && strlen(code) == strlen(a->setup_code) &&
-	          !CRYPTO_memcmp(code, a->setup_code, strlen(code));
-	pthread_mutex_unlock(&a->lock);
-	if(!pending) {
-		sg_log(SG_LOG_WARN, "admin page: wrong setup code from %s", peer);
-		sleep(1);
-		admin_login_page(a, req, 403, "Wrong setup code.");
+	if(!admin_may_try(a)) {
+		admin_login_page(a, req, 429, "Too many attempts: wait a second.");
 		return;
 	}
 	if(strlen(pw) < ADMIN_PW_MIN || strcmp(pw, pw2) || strlen(pw) > 256) {
 		admin_login_page(a, req, 400, strcmp(pw, pw2) ? "The two passwords differ." :
 		                 "The password must have 10 to 256 characters.");
+		return;
+	}
+	/* The code is good for one setup: checked and taken under one lock. */
+	pthread_mutex_lock(&a->lock);
+	pending = !a->pw_set && !a->setup_busy && a->setup_code[0] &&
+	          strlen(code) == strlen(a->setup_code) &&
+	          !CRYPTO_memcmp(code, a->setup_code, strlen(code));
+	if(pending)
+		a->setup_busy = 1;
+	pthread_mutex_unlock(&a->lock);
+	if(!pending) {
+		sg_log(SG_LOG_WARN, "admin page: wrong (or already used) setup code from %s", peer);
+		admin_failed_try(a);
+		admin_refuse_later(a, req, "Wrong setup code.");
 		return;
 	}
 	{
@@ -1602,6 +1769,9 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 		const sg_cfg_change ch[] = { { "admin_password_hash", hashtext },
 		                             { "admin_password", NULL } };
 		if(admin_apply(a, ch, 2, "the admin password", &v)) {
+			pthread_mutex_lock(&a->lock);
+			a->setup_busy = 0;
+			pthread_mutex_unlock(&a->lock);
 			admin_login_page(a, req, 500, v.errbuf);
 			return;
 		}
@@ -1609,6 +1779,7 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 	admin_set_password(a, pw, NULL);
 	pthread_mutex_lock(&a->lock);
 	OPENSSL_cleanse(a->setup_code, sizeof(a->setup_code));
+	a->setup_busy = 0;
 	pthread_mutex_unlock(&a->lock);
 	unlink(a->setup_path);
 	sg_log(SG_LOG_INFO, "admin page: the admin password was set from %s", peer);
@@ -1634,7 +1805,8 @@ static int admin_form(struct evhttp_request *req, struct evkeyvalq *form)
 		return -1;
 	evbuffer_copyout(in, body, n);
 	body[n] = '\0';
-	r = strlen(body) == n ? evhttp_parse_query_str(body, form) : -1;
+	/* A NUL, raw or as %00, would cut a value short without a word. */
+	r = strlen(body) == n && !strcasestr(body, "%00") ? evhttp_parse_query_str(body, form) : -1;
 	OPENSSL_cleanse(body, n);
 	free(body);
 	return r;
@@ -1680,6 +1852,12 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 		evbuffer_free(b);
 		return;
 	}
+	if(!admin_host_ok(a, req)) {
+		sg_log(SG_LOG_WARN, "admin page: refused a request for %s from %s: Host is not this "
+		       "machine's loopback address", path, peer);
+		admin_reply(req, 421, "text/plain; charset=utf-8", NULL);
+		return;
+	}
 	slot = admin_session(a, req, csrf);
 	if(cmd == EVHTTP_REQ_GET && (!strcmp(path, "/conf") || !strcmp(path, "/conf/"))) {
 		const char *q = evhttp_uri_get_query(uri);
@@ -1717,12 +1895,16 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 	}
 	if(!strcmp(path, "/conf/login")) {
 		char *pw = (char *)admin_value(&form, "password");
-		int ok = admin_check_password(a, pw);
+		int ok = 0, may = admin_may_try(a);
+		if(may)
+			ok = admin_check_password(a, pw);
 		OPENSSL_cleanse(pw, strlen(pw));
-		if(!ok) {
+		if(!may) {
+			admin_login_page(a, req, 429, "Too many attempts: wait a second.");
+		} else if(!ok) {
 			sg_log(SG_LOG_WARN, "admin page: wrong password from %s", peer);
-			sleep(1);
-			admin_login_page(a, req, 403, "Wrong password.");
+			admin_failed_try(a);
+			admin_refuse_later(a, req, "Wrong password.");
 		} else {
 			sg_log(SG_LOG_INFO, "admin page: logged in from %s", peer);
 			admin_session_new(a, req);

@@ -699,16 +699,19 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 	sl = strlen(section);
 	while(pos < len) {
 		const char *line = text + pos, *nl = memchr(line, '\n', len - pos), *name;
-		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos, nlen, k = 0;
+		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos, nlen, k = 0, bom = 0;
 		int replaced = 0, cont;
 
+		/* inih skips a UTF-8 byte order mark at the start of the file. */
+		if(pos == 0 && ll >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3))
+			k = bom = 3;
 		pos += ll;
 		/* inih skips what isspace() skips, \r \v \f too. */
 		while(k < ll && line[k] != '\n' && isspace((unsigned char)line[k]))
 			k++;
 		/* inih reads an indented line after a setting as more of its value
 		 * (even one that starts with '['): it goes with its setting. */
-		cont = prev_key && k > 0 && cfg_content(line, ll, k);
+		cont = prev_key && k > bom && cfg_content(line, ll, k);
 		if(dropping && cont)
 			continue;
 		dropping = 0;
@@ -721,7 +724,7 @@ sg_status sg_config_rewrite(const char *text, size_t len, const char *section,
 			prev_key = 0;
 		} else if(cfg_content(line, ll, k)) {
 			prev_key = 1;
-			if(in_target && (nlen = cfg_line_name(line, ll, &name))) {
+			if(in_target && (nlen = cfg_line_name(line + bom, ll - bom, &name))) {
 				for(size_t i = 0; i < n && !replaced; i++) {
 					if(strlen(ch[i].name) != nlen || strncmp(ch[i].name, name, nlen))
 						continue;

@@ -33,11 +33,11 @@ struct worker {
 	pthread_t tid;
 	struct event_base *base;
 	struct evhttp *http;
+	int fd;                      /* its own listening socket */
 	int started;
 };
 
 struct sg_httpd {
-	int fd;
 	int port;
 	SSL_CTX *tls;
 	int nworkers;
@@ -62,7 +62,16 @@ static void *httpd_loop(void *arg)
 	return NULL;
 }
 
-static sg_status httpd_listen(const char *spec, int *fd_out, int *port_out)
+/*
+ * One listening socket per worker, all bound to the same address with
+ * SO_REUSEPORT: the kernel spreads new connections over them.  With one
+ * shared socket, the worker that wakes first accepts a whole burst (libevent
+ * accepts until EAGAIN) and serves it alone, one blocking signing after
+ * another, while the other workers idle.  A first bind without
+ * SO_REUSEPORT makes sure no other server already listens there (it would
+ * share the port otherwise); with port 0 it picks the port.
+ */
+static sg_status httpd_listen(const char *spec, int nfd, int *fds, int *port_out)
 {
 	struct addrinfo hints = { 0 }, *ai = NULL;
 	struct sockaddr_storage ss;
@@ -84,22 +93,35 @@ static sg_status httpd_listen(const char *spec, int *fd_out, int *port_out)
 		goto out;
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-	/* TCP_NODELAY (inherited by accepted sockets on Linux): a reply goes
-	 * out as several TLS records; Nagle plus the peer's delayed ACK would
-	 * hold each request up 40 ms. */
 	if(fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
-	   bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
-	   evutil_make_socket_nonblocking(fd)) {
+	   bind(fd, ai->ai_addr, ai->ai_addrlen)) {
 		rc = sg_fail(SG_ERR_IO, "cannot listen on %s: %s", spec, strerror(errno));
 		goto out;
 	}
 	if(getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                      : ((struct sockaddr_in *)&ss)->sin_port);
-	*fd_out = fd;
-	*port_out = port;
+	close(fd);
 	fd = -1;
+	if(ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
+	for(int i = 0; i < nfd; i++) {
+		fds[i] = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		/* TCP_NODELAY (inherited by accepted sockets on Linux): a reply
+		 * goes out as several TLS records; Nagle plus the peer's delayed
+		 * ACK would hold each request up 40 ms. */
+		if(fds[i] < 0 || setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		   setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+		   setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+		   bind(fds[i], ai->ai_addr, ai->ai_addrlen) || listen(fds[i], 1024) ||
+		   evutil_make_socket_nonblocking(fds[i])) {
+			rc = sg_fail(SG_ERR_IO, "cannot listen on %s: %s", spec, strerror(errno));
+			goto out;
+		}
+	}
+	*port_out = port;
 out:
 	if(fd >= 0)
 		close(fd);
@@ -124,19 +146,32 @@ sg_status sg_httpd_start(const sg_httpd_opts *o, sg_httpd **out)
 		free(h);
 		return sg_fail(SG_ERR_NOMEM, "out of memory");
 	}
-	h->fd = -1;
 	h->tls = o->tls;
-	rc = httpd_listen(o->listen, &h->fd, &h->port);
+	{
+		int *fds = malloc(sizeof(int) * (size_t)o->threads);
+		if(!fds) {
+			rc = sg_fail(SG_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		for(int i = 0; i < o->threads; i++)
+			fds[i] = -1;
+		rc = httpd_listen(o->listen, o->threads, fds, &h->port);
+		for(int i = 0; i < o->threads; i++)
+			h->w[i].fd = fds[i];
+		free(fds);
+	}
+	h->nworkers = 0;
 	if(rc)
 		goto fail;
 	for(int i = 0; i < o->threads; i++) {
 		struct worker *w = &h->w[i];
 		w->base = event_base_new();
 		w->http = w->base ? evhttp_new(w->base) : NULL;
-		if(!w->http || evhttp_accept_socket(w->http, h->fd)) {
+		if(!w->http || evhttp_accept_socket(w->http, w->fd)) {
 			rc = sg_fail(SG_ERR_IO, "cannot set up HTTP worker %d", i);
 			goto fail;
 		}
+		w->fd = -1;   /* evhttp's listener closes it (LEV_OPT_CLOSE_ON_FREE) */
 		if(o->tls)
 			evhttp_set_bevcb(w->http, httpd_tls_bev, o->tls);
 		evhttp_set_max_body_size(w->http, o->max_body ? (ev_ssize_t)o->max_body : 65536);
@@ -179,9 +214,9 @@ void sg_httpd_stop(sg_httpd *h)
 			evhttp_free(h->w[i].http);
 		if(h->w[i].base)
 			event_base_free(h->w[i].base);
+		if(h->w[i].fd >= 0)
+			close(h->w[i].fd);
 	}
-	if(h->fd >= 0)
-		close(h->fd);
 	free(h->w);
 	free(h);
 }

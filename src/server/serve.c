@@ -92,6 +92,8 @@
 #define SERVE_PATH_MAX 1024           /* decoded NAME, bytes */
 #define SERVE_LIST_MAX 10000          /* entries in a directory listing */
 #define SERVE_PE_TYPE "application/vnd.microsoft.portable-executable"
+#define SERVE_BREAKER_SECS 10         /* fail fast this long after a slow network failure */
+#define SERVE_BREAKER_SLOW_MS 2000    /* a failure that took this long trips it */
 
 /* One request, for its reply and its log line. */
 struct serve_req {
@@ -607,6 +609,45 @@ static sg_status serve_timestamp(struct serve_signing *g, const char *rel, unsig
 	return rc;
 }
 
+/* Is the signing setup g failing for want of an answer?  Then fail at once
+ * (SG_ERR_NETWORK) for SERVE_BREAKER_SECS after the failure: with a proxy
+ * or service that accepts connections but never answers, every download
+ * would otherwise hold a worker for the whole timeout (and retries), and a
+ * burst of them would hold the server for minutes.  Only a slow failure
+ * (SERVE_BREAKER_SLOW_MS or more) trips it: a refused connection fails fast
+ * anyway, and the next download may find the service back.  The first
+ * download after that time tries again; a change of settings starts
+ * afresh. */
+static sg_status serve_breaker(struct serve *s, const struct serve_signing *g)
+{
+	time_t now = time(NULL), until;
+	char why[300];
+
+	pthread_mutex_lock(&s->lock);
+	until = s->breaker_g == g ? s->breaker_until : 0;
+	snprintf(why, sizeof(why), "%s", s->breaker_why);
+	pthread_mutex_unlock(&s->lock);
+	if(now >= until)
+		return SG_OK;
+	return sg_fail(SG_ERR_NETWORK, "not trying again for %lld s: a signing failed "
+	               "%lld s ago for want of an answer (%s)", (long long)(until - now),
+	               (long long)(SERVE_BREAKER_SECS - (until - now)), why);
+}
+
+static void serve_breaker_note(struct serve *s, const struct serve_signing *g, sg_status rc,
+                               double ms)
+{
+	pthread_mutex_lock(&s->lock);
+	if(rc == SG_ERR_NETWORK && ms >= SERVE_BREAKER_SLOW_MS) {
+		s->breaker_g = g;
+		s->breaker_until = time(NULL) + SERVE_BREAKER_SECS;
+		snprintf(s->breaker_why, sizeof(s->breaker_why), "%s", sg_last_error());
+	} else if(!rc && s->breaker_g == g) {
+		s->breaker_until = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The signing pass into tmp_fd: digest with a tee, signature, finish. */
 static sg_status serve_make_copy(struct serve_signing *g, sg_file *f, int tmp_fd,
                                  const char *rel)
@@ -732,7 +773,13 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 			goto out;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		rc = serve_make_copy(g, f, serve_claim_fd(claim), rel);
+		rc = serve_breaker(s, g);
+		if(!rc) {
+			rc = serve_make_copy(g, f, serve_claim_fd(claim), rel);
+			clock_gettime(CLOCK_MONOTONIC, &t2);
+			serve_breaker_note(s, g, rc, (double)(t2.tv_sec - t1.tv_sec) * 1e3 +
+			                   (double)(t2.tv_nsec - t1.tv_nsec) / 1e6);
+		}
 		if(fstat(fd, &st2) || !serve_same_file(&st, &st2)) {
 			sg_fail(SG_ERR_IO, "%s changed while it was being signed", rel);
 			sg_log(SG_LOG_INFO, "%s", sg_last_error());
@@ -1097,6 +1144,8 @@ void serve_signing_swap(struct serve *s, struct serve_signing *g)
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;
 	s->cur = g;
+	s->breaker_g = NULL;
+	s->breaker_until = 0;
 	pthread_mutex_unlock(&s->lock);
 	serve_signing_put(old);
 }

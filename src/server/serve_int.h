@@ -50,6 +50,12 @@ struct serve {
 	size_t nevents, next_event;
 	char last_error[400];
 	time_t last_error_at;
+	/* After a signing that failed for want of an answer (service, proxy or
+	 * TSA unreachable or silent), others fail at once for a while rather
+	 * than each wait out the timeouts: see serve_breaker(). */
+	const struct serve_signing *breaker_g;   /* the setup that failed */
+	time_t breaker_until;
+	char breaker_why[300];
 	struct sg_admin *admin;        /* NULL: no admin page */
 };
 
