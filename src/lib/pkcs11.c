@@ -315,6 +315,15 @@ out:
 	return rc;
 }
 
+/*
+ * Drops a reference.  A module we initialized stays loaded and initialized
+ * for the life of the process even when no signer uses it any more: a
+ * module may be in use under another name (p11-kit-proxy.so loads the very
+ * softhsm2 library we loaded, and shares its initialization), so C_Finalize
+ * here could pull a token from under a signer of another module; and a
+ * server whose admin page switches keys back and forth reuses it.  A module
+ * someone else initialized is theirs to finalize: we only let go of it.
+ */
 static void p11_module_put(struct p11_module *m)
 {
 	struct p11_module **pp;
@@ -322,15 +331,13 @@ static void p11_module_put(struct p11_module *m)
 	if(!m)
 		return;
 	pthread_mutex_lock(&p11_lock);
-	if(--m->refs == 0) {
+	if(--m->refs == 0 && !m->owned) {
 		for(pp = &p11_modules; *pp; pp = &(*pp)->next) {
 			if(*pp == m) {
 				*pp = m->next;
 				break;
 			}
 		}
-		if(m->owned)
-			m->f->C_Finalize(NULL);
 		dlclose(m->dl);
 		free(m->slots);
 		free(m->path);
