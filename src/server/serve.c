@@ -57,6 +57,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,6 +72,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -92,14 +94,36 @@
 #define SERVE_PATH_MAX 1024           /* decoded NAME, bytes */
 #define SERVE_LIST_MAX 10000          /* entries in a directory listing */
 #define SERVE_PE_TYPE "application/vnd.microsoft.portable-executable"
+#define SERVE_LOOPS 4                 /* event loops at most */
 #define SERVE_BREAKER_SECS 10         /* fail fast this long after a slow network failure */
 #define SERVE_BREAKER_SLOW_MS 2000    /* a failure that took this long trips it */
 
-/* One request, for its reply and its log line. */
+/*
+ * One request, for its reply and its log line.  A download is worked out
+ * on a signing thread (serve_pool): the reply is made there into out, body
+ * and fd, and sent by serve_send() on the request's own event loop, the
+ * only thread that may touch req.  So a slow signing never holds up an
+ * event loop, and /health, cached files and the admin page keep answering.
+ */
 struct serve_req {
-	struct evhttp_request *req;  /* not to be touched once the reply is sent */
+	struct evhttp_request *req;  /* loop thread only; not after the reply */
+	struct event_base *base;     /* the request's loop */
+	struct serve *s;
+	struct serve_req *next;      /* in the signing queue */
+	const char *method;
+	char *enc, *path;            /* what was asked, for the signing thread */
+	char *range, *if_range;      /* its Range and If-Range headers, or NULL */
 	int head;
+	int on_pool;                 /* being worked out on a signing thread */
+	int defer;                   /* needs one: a signable file */
+	/* the reply */
 	int status;
+	struct evkeyvalq out;        /* headers */
+	struct evbuffer *body;       /* NULL: none */
+	int fd;                      /* >= 0: send [off, off + len) of this file */
+	uint64_t off, len;
+	int error500;                /* evhttp's own 500 */
+	/* for the log line */
 	uint64_t bytes;
 	char what[200];
 	char peer[80];   /* taken before the reply: libevent may free req with it */
@@ -127,23 +151,23 @@ static void serve_header_u64(struct evkeyvalq *h, const char *name, uint64_t v)
 	evhttp_add_header(h, name, num);
 }
 
-/* Sends a small in-memory body (not for HEAD: only its length). */
+/* A small in-memory body (not for HEAD: only its length). */
 static void serve_reply_buf(struct serve_req *r, int code, const char *ctype,
                             struct evbuffer *b)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
 	size_t len = b ? evbuffer_get_length(b) : 0;
 
-	evhttp_add_header(out, "Content-Type", ctype);
-	serve_header_u64(out, "Content-Length", len);
+	evhttp_add_header(&r->out, "Content-Type", ctype);
+	serve_header_u64(&r->out, "Content-Length", len);
 	r->status = code;
 	/* evhttp sends whatever is in the buffer even for HEAD. */
-	if(r->head || !b) {
-		evhttp_send_reply(r->req, code, NULL, NULL);
+	if(r->head || !b)
+		return;
+	if(!(r->body = evbuffer_new()) || evbuffer_add_buffer(r->body, b)) {
+		r->error500 = 1;
 		return;
 	}
 	r->bytes = len;
-	evhttp_send_reply(r->req, code, NULL, b);
 }
 
 static void serve_reply_json(struct serve_req *r, int code, json_t *j)
@@ -157,7 +181,7 @@ static void serve_reply_json(struct serve_req *r, int code, json_t *j)
 		serve_reply_buf(r, code, "application/json", b);
 	} else {
 		r->status = 500;
-		evhttp_send_error(r->req, 500, NULL);
+		r->error500 = 1;
 	}
 	free(s);
 	if(b)
@@ -169,7 +193,7 @@ static void serve_reply_error(struct serve_req *r, int code, const char *msg)
 {
 	json_t *j = json_pack("{s:s}", "error", msg);
 
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
+	evhttp_add_header(&r->out, "Cache-Control", "no-store");
 	serve_reply_json(r, code, j);
 	json_decref(j);
 }
@@ -270,13 +294,8 @@ static void serve_disposition(const char *rel, char *out, size_t outlen)
 static void serve_reply_fd(struct serve_req *r, int fd, const char *ctype,
                            const char *rel, const char *etag)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
-	const char *range = evhttp_find_header(in, "Range");
-	const char *if_range = evhttp_find_header(in, "If-Range");
-	struct evhttp_connection *evcon;
-	struct evbuffer_file_segment *seg;
-	struct bufferevent *bev;
+	struct evkeyvalq *out = &r->out;
+	const char *range = r->range, *if_range = r->if_range;
 	char disp[1400], cr[96];
 	uint64_t size, off = 0, len;
 	struct stat st;
@@ -316,31 +335,59 @@ static void serve_reply_fd(struct serve_req *r, int fd, const char *ctype,
 	evhttp_add_header(out, "ETag", etag);
 	serve_header_u64(out, "Content-Length", len);
 	r->status = code;
-	evcon = evhttp_request_get_connection(r->req);
-	bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	if(r->head || len == 0 || !bev) {
+	if(r->head || len == 0) {
 		close(fd);
-		evhttp_send_reply(r->req, code, NULL, NULL);
 		return;
 	}
-	seg = evbuffer_file_segment_new(fd, (ev_off_t)off, (ev_off_t)len, EVBUF_FS_CLOSE_ON_FREE);
-	if(!seg) {
-		close(fd);
-		sg_log(SG_LOG_ERROR, "cannot send %s: no file segment", rel);
+	r->fd = fd;
+	r->off = off;
+	r->len = len;
+}
+
+/* Sends the reply r holds and logs the request (on the request's loop). */
+static void serve_send(struct serve_req *r)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evbuffer_file_segment *seg = NULL;
+	struct timespec t;
+
+	for(struct evkeyval *kv = r->out.tqh_first; kv; kv = kv->next.tqe_next)
+		evhttp_add_header(out, kv->key, kv->value);
+	if(r->error500) {
 		r->status = 500;
 		evhttp_send_error(r->req, 500, NULL);
-		return;
+	} else if(r->fd < 0) {
+		evhttp_send_reply(r->req, r->status, NULL, r->body);
+	} else if(!bev || !(seg = evbuffer_file_segment_new(r->fd, (ev_off_t)r->off,
+	                                                     (ev_off_t)r->len,
+	                                                     EVBUF_FS_CLOSE_ON_FREE))) {
+		if(bev)
+			sg_log(SG_LOG_ERROR, "cannot send %s: no file segment", r->uri);
+		else
+			snprintf(r->what, sizeof(r->what), "the client went away");
+		close(r->fd);
+		r->status = 500;
+		evhttp_send_error(r->req, 500, NULL);
+	} else {
+		/* Headers first (no chunking: Content-Length is set), then the
+		 * segment on the connection's own output buffer, which drains to
+		 * the socket and so may use sendfile(). */
+		evhttp_send_reply_start(r->req, r->status, NULL);
+		if(evbuffer_add_file_segment(bufferevent_get_output(bev), seg, 0, (ev_off_t)r->len))
+			sg_log(SG_LOG_ERROR, "cannot queue %s for sending", r->uri);
+		else
+			r->bytes = r->len;
+		evbuffer_file_segment_free(seg);
+		evhttp_send_reply_end(r->req);
 	}
-	/* Headers first (no chunking: Content-Length is set), then the
-	 * segment on the connection's own output buffer, which drains to the
-	 * socket and so may use sendfile(). */
-	evhttp_send_reply_start(r->req, code, NULL);
-	if(evbuffer_add_file_segment(bufferevent_get_output(bev), seg, 0, (ev_off_t)len))
-		sg_log(SG_LOG_ERROR, "cannot queue %s for sending", rel);
-	else
-		r->bytes = len;
-	evbuffer_file_segment_free(seg);
-	evhttp_send_reply_end(r->req);
+	r->fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	sg_log(r->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO,
+	       "%s %s from %s: %d, %" PRIu64 " bytes%s%s, %.1f ms", r->method, r->uri, r->peer,
+	       r->status, r->bytes, r->what[0] ? ", " : "", r->what,
+	       (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6);
 }
 
 /* ---------------------------------------------------------------- paths */
@@ -702,7 +749,7 @@ static void serve_sign_failed(struct serve *s, struct serve_signing *g, struct s
 	}
 	sg_log(SG_LOG_ERROR, "refused %s: signing failed: %s", rel, sg_last_error());
 	serve_what(r, "refused: signing failed (%s)", sg_strerror(rc));
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "30");
+	evhttp_add_header(&r->out, "Retry-After", "30");
 	snprintf(msg, sizeof(msg), "%s cannot be signed right now; try again later", rel);
 	serve_reply_error(r, 503, msg);
 }
@@ -750,6 +797,12 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 		if(rc) {
 			sg_log(SG_LOG_ERROR, "cannot open %s: %s", rel, sg_last_error());
 			serve_reply_error(r, 500, "cannot read the file");
+			goto out;
+		}
+		/* A signable file: the rest (waiting for another request's
+		 * signing, or signing) may take long, so not on an event loop. */
+		if(!r->on_pool) {
+			r->defer = 1;
 			goto out;
 		}
 		if(serve_wait_racy(&st)) {
@@ -809,7 +862,7 @@ static void serve_file(struct serve *s, struct serve_req *r, const char *rel, in
 	/* Changed under our feet twice. */
 	sg_log(SG_LOG_WARN, "refused %s: it keeps changing while being signed", rel);
 	serve_what(r, "refused: file changing");
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "5");
+	evhttp_add_header(&r->out, "Retry-After", "5");
 	serve_reply_error(r, 503, "the file is being changed; try again later");
 out:
 	sg_file_close(f);
@@ -865,7 +918,7 @@ static void serve_download(struct serve *s, struct serve_req *r, const char *enc
 			char *loc = malloc(strlen(path) + 2);
 			if(loc) {
 				sprintf(loc, "%s/", path);
-				evhttp_add_header(evhttp_request_get_output_headers(r->req), "Location", loc);
+				evhttp_add_header(&r->out, "Location", loc);
 				free(loc);
 			}
 			serve_what(r, "redirect to directory");
@@ -880,39 +933,166 @@ static void serve_download(struct serve *s, struct serve_req *r, const char *enc
 	close(fd);
 }
 
-/* Copies s for the log: printable ASCII, others as %XX, bounded. */
-/* What the log line needs from the request, taken before replying. */
-static void serve_req_init(struct serve_req *r, struct evhttp_request *req)
+/* What the log line and the signing thread need from the request, taken
+ * on its loop before anything else. */
+static struct serve_req *serve_req_new(struct serve *s, struct evhttp_request *req,
+                                       const char *method)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *range = evhttp_find_header(in, "Range");
+	const char *if_range = evhttp_find_header(in, "If-Range");
+	struct serve_req *r = calloc(1, sizeof(*r));
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 
+	if(!r)
+		return NULL;
+	r->range = range ? strdup(range) : NULL;
+	r->if_range = if_range ? strdup(if_range) : NULL;
+	if((range && !r->range) || (if_range && !r->if_range)) {
+		free(r->range);
+		free(r->if_range);
+		free(r);
+		return NULL;
+	}
 	r->req = req;
+	r->s = s;
+	r->method = method;
+	r->fd = -1;
+	TAILQ_INIT(&r->out);
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	r->head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
-	if(evcon)
+	if(evcon) {
 		evhttp_connection_get_peer(evcon, &addr, &port);
+		r->base = evhttp_connection_get_base(evcon);
+	}
 	snprintf(r->peer, sizeof(r->peer), "%s:%u", addr ? addr : "?", (unsigned)port);
 	sg_log_quote(evhttp_request_get_uri(req), r->uri, sizeof(r->uri));
+	return r;
 }
 
-static void serve_log_request(const struct serve_req *r, const char *method)
+static void serve_req_free(struct serve_req *r)
 {
-	struct timespec t;
-	double ms;
+	if(!r)
+		return;
+	if(r->fd >= 0)
+		close(r->fd);
+	if(r->body)
+		evbuffer_free(r->body);
+	evhttp_clear_headers(&r->out);
+	free(r->enc);
+	free(r->path);
+	free(r->range);
+	free(r->if_range);
+	free(r);
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	ms = (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6;
-	sg_log(r->status >= 500 ? SG_LOG_WARN : SG_LOG_INFO,
-	       "%s %s from %s: %d, %" PRIu64 " bytes%s%s, %.1f ms", method, r->uri, r->peer,
-	       r->status, r->bytes, r->what[0] ? ", " : "", r->what, ms);
+/* ---------------------------------------------------------------- signing threads */
+
+/* On the request's loop: the signing thread is done with r. */
+static void serve_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve_req *r = arg;
+
+	serve_send(r);
+	serve_req_free(r);
+}
+
+static void *serve_pool_thread(void *arg)
+{
+	struct serve *s = arg;
+	struct serve_req *r;
+
+	for(;;) {
+		pthread_mutex_lock(&s->qlock);
+		while(!s->qhead && !s->stopping)
+			pthread_cond_wait(&s->qcond, &s->qlock);
+		if(s->stopping) {
+			pthread_mutex_unlock(&s->qlock);
+			return NULL;
+		}
+		r = s->qhead;
+		s->qhead = r->next;
+		if(!s->qhead)
+			s->qtail = NULL;
+		pthread_mutex_unlock(&s->qlock);
+		r->on_pool = 1;
+		serve_download(s, r, r->enc, r->path);
+		/* event_base_once is safe from any thread (evthread_use_pthreads):
+		 * the loop wakes and sends the reply. */
+		if(event_base_once(r->base, -1, EV_TIMEOUT, serve_finish_cb, r, NULL)) {
+			sg_log(SG_LOG_ERROR, "cannot hand %s back to its event loop", r->uri);
+			r->req = NULL;
+			serve_req_free(r);
+		}
+	}
+}
+
+static sg_status serve_pool_start(struct serve *s, int n)
+{
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	s->pool_ready = 1;
+	if(!(s->pool = calloc((size_t)n, sizeof(*s->pool))))
+		return sg_fail(SG_ERR_NOMEM, "out of memory");
+	for(int i = 0; i < n; i++) {
+		if(pthread_create(&s->pool[i], NULL, serve_pool_thread, s))
+			return sg_fail(SG_ERR_IO, "cannot start signing thread %d", i);
+		s->npool = i + 1;
+	}
+	return SG_OK;
+}
+
+/* Lets the signing threads finish what they are doing; what is still
+ * queued is dropped (its connections go with the HTTP server). */
+static void serve_pool_stop(struct serve *s)
+{
+	struct serve_req *r, *next;
+
+	if(!s->pool_ready)
+		return;
+	pthread_mutex_lock(&s->qlock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	for(int i = 0; i < s->npool; i++)
+		pthread_join(s->pool[i], NULL);
+	for(r = s->qhead; r; r = next) {
+		next = r->next;
+		serve_req_free(r);
+	}
+	s->qhead = s->qtail = NULL;
+	free(s->pool);
+	s->pool = NULL;
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
+	s->pool_ready = 0;
+}
+
+/* Queues a download for a signing thread, with copies of what it needs. */
+static int serve_pool_push(struct serve *s, struct serve_req *r, const char *enc,
+                           const char *path)
+{
+	r->enc = strdup(enc);
+	r->path = strdup(path);
+	if(!r->base || !r->enc || !r->path)
+		return -1;
+	pthread_mutex_lock(&s->qlock);
+	if(s->qtail)
+		s->qtail->next = r;
+	else
+		s->qhead = r;
+	s->qtail = r;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	return 0;
 }
 
 static void serve_handler(struct evhttp_request *req, void *arg)
 {
 	struct serve *s = arg;
-	struct serve_req r = { 0 };
+	struct serve_req *r;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -923,24 +1103,35 @@ static void serve_handler(struct evhttp_request *req, void *arg)
 		sg_admin_handle(s->admin, req);
 		return;
 	}
-	serve_req_init(&r, req);
+	if(!(r = serve_req_new(s, req, method))) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
 	if(!path || path[0] != '/') {
-		serve_reply_error(&r, 400, "bad request path");
+		serve_reply_error(r, 400, "bad request path");
 	} else if(cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		serve_reply_error(&r, 405, "only GET and HEAD are allowed");
+		evhttp_add_header(&r->out, "Allow", "GET, HEAD");
+		serve_reply_error(r, 405, "only GET and HEAD are allowed");
 	} else if(!strcmp(path, "/health")) {
 		json_t *j = json_pack("{s:s}", "status", "ok");
-		serve_reply_json(&r, 200, j);
+		serve_reply_json(r, 200, j);
 		json_decref(j);
-	} else if(!strcmp(path, "/") || !strcmp(path, "/download")) {
-		serve_download(s, &r, "", "/download");
-	} else if(!strncmp(path, "/download/", 10)) {
-		serve_download(s, &r, path + 10, path);
+	} else if(!strcmp(path, "/") || !strcmp(path, "/download") ||
+	          !strncmp(path, "/download/", 10)) {
+		int root = path[1] == '\0' || !strcmp(path, "/download");
+		/* Here what is quick (paths, listings, files that are not signed);
+		 * a signable file goes to a signing thread. */
+		serve_download(s, r, root ? "" : path + 10, root ? "/download" : path);
+		if(r->defer) {
+			if(serve_pool_push(s, r, root ? "" : path + 10, root ? "/download" : path) == 0)
+				return;   /* a signing thread answers */
+			serve_reply_error(r, 500, "out of memory");
+		}
 	} else {
-		serve_reply_error(&r, 404, "not found: files are under /download/");
+		serve_reply_error(r, 404, "not found: files are under /download/");
 	}
-	serve_log_request(&r, method);
+	serve_send(r);
+	serve_req_free(r);
 }
 
 /* The admin page on a listener of its own (admin_listen). */
@@ -1448,7 +1639,7 @@ int sg_serve_main(int argc, char **argv)
 	sg_httpd *h = NULL, *ah = NULL;
 	sg_config *c = NULL;
 	char *host = NULL, *listen_copy = NULL, where[300];
-	int opt, port, ret, sig;
+	int opt, port, ret, sig, nsign;
 	sg_status rc;
 
 	optind = 1;
@@ -1495,7 +1686,10 @@ int sg_serve_main(int argc, char **argv)
 		ret = serve_usage_error("%s", sg_last_error());
 		goto out;
 	}
-	ho.threads = c->srv_threads;
+	nsign = c->srv_threads;
+	/* The event loops only move bytes (the signing threads wait on the
+	 * service and the token): a few are plenty. */
+	ho.threads = nsign < SERVE_LOOPS ? nsign : SERVE_LOOPS;
 	/* The signing setup takes c over: from here on, settings that may
 	 * change at run time are read from s.cur alone. */
 	rc = serve_signing_new(c, &g);
@@ -1508,6 +1702,11 @@ int sg_serve_main(int argc, char **argv)
 	serve_signing_announce(g, 1);
 
 	sg_httpd_block_signals();
+	rc = serve_pool_start(&s, nsign);
+	if(rc) {
+		ret = serve_usage_error("%s", sg_last_error());
+		goto out;
+	}
 	ho.listen = listen_copy;
 	ho.max_body = SG_ADMIN_MAX_BODY;   /* GET and HEAD carry none; the admin page's forms */
 	ho.timeout = 60;
@@ -1531,9 +1730,10 @@ int sg_serve_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	sg_log(SG_LOG_INFO, "serving %s on %s with %d threads; cache %s (%zu copies); on "
-	       "signing failure: %s; paths resolved with %s", s.cur->cfg->srv_root, where,
-	       ho.threads, s.cur->cfg->srv_cache, serve_cache_count(s.cache),
+	sg_log(SG_LOG_INFO, "serving %s on %s with %d signing threads and %d event loops; cache "
+	       "%s (%zu copies); on signing failure: %s; paths resolved with %s",
+	       s.cur->cfg->srv_root, where, nsign, ho.threads, s.cur->cfg->srv_cache,
+	       serve_cache_count(s.cache),
 	       s.cur->cfg->on_fail == SG_ON_FAIL_REFUSE ? "refuse" : "serve unsigned",
 	       s.use_openat2 ? "openat2(RESOLVE_BENEATH)" : "O_NOFOLLOW (no symbolic links)");
 	if(s.admin)
@@ -1544,6 +1744,8 @@ int sg_serve_main(int argc, char **argv)
 	sg_log(SG_LOG_INFO, "stopping on signal %d", sig);
 	ret = 0;
 out:
+	/* The signing threads first: they hand replies to the event loops. */
+	serve_pool_stop(&s);
 	if(ah)
 		sg_httpd_stop(ah);
 	if(h)

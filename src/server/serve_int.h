@@ -38,6 +38,7 @@ struct serve_event {
 };
 
 struct sg_admin;
+struct serve_req;
 
 struct serve {
 	char *cfgpath;
@@ -57,6 +58,12 @@ struct serve {
 	time_t breaker_until;
 	char breaker_why[300];
 	struct sg_admin *admin;        /* NULL: no admin page */
+	/* downloads are worked out by signing threads (serve.c) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct serve_req *qhead, *qtail;
+	pthread_t *pool;
+	int npool, pool_ready, stopping;
 };
 
 /* Makes a signing setup from c (taken over, freed on failure too): opens

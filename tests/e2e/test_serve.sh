@@ -454,6 +454,58 @@ grep -q 'warn  serving fresh1.exe UNSIGNED' "$W/unsigned.log" && ok "serve-unsig
 stop "$U_PID"
 stop "$A_PID"
 
+# ------------------------------------------------------------------ a silent service
+
+# A "service" that accepts connections and never answers (as behind a
+# blackholed proxy): downloads of PE files wait out the timeouts, but on
+# signing threads: /health and non-PE files keep answering at once, and
+# after the first slow failure the others fail at once (10 s) instead of
+# each waiting in turn.
+BH=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+python3 - "$BH" <<'PY' &
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(200)
+held = []
+end = time.time() + 60
+s.settimeout(1)
+while time.time() < end:
+    try:
+        c, _ = s.accept(); held.append(c)
+    except socket.timeout:
+        pass
+PY
+BH_PID=$!
+PIDS+=("$BH_PID")
+for ((i = 0; i < 50; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$BH") 2>/dev/null && break; sleep 0.1; done
+mkdir -p "$ROOT/silent"
+for i in $(seq 1 12); do cp "$CORPUS/hello32.exe" "$ROOT/silent/s$i.exe"; done
+printf 'not a PE\n' >"$ROOT/silent/notes.txt"
+serve_ini silent "service_url=https://127.0.0.1:$BH" "connect_timeout=2" "timeout=3" "retries=0" "threads=4"
+start silent "$SIGNGATE" serve --config "$W/silent.ini" --listen 127.0.0.1:0
+t0=$(date +%s%N)
+for i in $(seq 1 12); do curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 "$URL/download/silent/s$i.exe" >"$W/silent-$i.code" & done
+sleep 0.5
+h0=$(date +%s%N)
+hc=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$URL/health" || echo 000)
+tc=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$URL/download/silent/notes.txt" || echo 000)
+h1=$(date +%s%N)
+[[ $hc == 200 && $tc == 200 && $(( (h1 - h0) / 1000000 )) -lt 1000 ]] \
+	&& ok "while signings wait on a silent service, /health and a plain file answer at once ($(( (h1 - h0) / 1000000 )) ms)" \
+	|| bad "silent service: /health $hc, plain file $tc, in $(( (h1 - h0) / 1000000 )) ms"
+wait_codes() { local i; for i in $(seq 1 12); do while [[ ! -s $W/silent-$i.code ]]; do sleep 0.1; done; done; }
+wait_codes
+t1=$(date +%s%N)
+n503=$(cat "$W"/silent-*.code | grep -c '^503$' || true)
+ms=$(( (t1 - t0) / 1000000 ))
+# 4 signing threads, 3 s each: without failing fast, 12 downloads would take 9 s or more.
+[[ $n503 -eq 12 && $ms -lt 8000 ]] && ok "12 downloads against a silent service: all 503 in $ms ms (the first slow failure makes the others fail at once)" \
+	|| bad "silent service: $n503 of 12 got 503, in $ms ms"
+grep -q 'not trying again for' "$W/silent.log" && ok "the log says why the later downloads failed at once" \
+	|| bad "no 'not trying again' in the log"
+stop "$PID"
+kill "$BH_PID" 2>/dev/null || true
+
 # ------------------------------------------------------------------ configuration errors
 
 cfgerr() {  # NAME PATTERN INI-TEXT
