@@ -45,3 +45,45 @@ free_port() {
 ossl_digest() {
 	osslsigncode verify -in "$1" 2>/dev/null | awk -F': ' '/^Calculated message digest/ {print tolower($2); exit}' | tr -d ' '
 }
+
+# ---- servers started in the background ($W: the test's work directory)
+
+PIDS=()
+
+# kill_started: ends every process in PIDS (call it from the EXIT trap).
+kill_started() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	return 0
+}
+
+# start NAME CMD...: runs CMD in the background until it prints "listening
+# on URL" (at most 15 s); sets URL and PID, adds PID to PIDS.  Output in
+# $W/NAME.out and $W/NAME.err.  If it does not come up: a failed check
+# with the last lines of its errors, and non-zero.
+start() {
+	local name=$1 i; shift
+	: >"$W/$name.out"
+	"$@" >>"$W/$name.out" 2>>"$W/$name.err" &
+	PID=$!
+	PIDS+=("$PID")
+	URL=
+	for ((i = 0; i < 150; i++)); do
+		URL=$(sed -n 's/^listening on //p' "$W/$name.out" | tail -n 1) || true
+		[[ -n $URL ]] && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	bad "$name did not start: $(tail -n 3 "$W/$name.err" 2>/dev/null | tr '\n' ' ')"
+	return 1
+}
+
+# stop PID: SIGTERM and wait (a clean exit lets LeakSanitizer report).
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# get URL OUT: prints the HTTP status (000: no answer); the body goes to OUT.
+get() { curl -s --path-as-is -o "$2" -w '%{http_code}' "$1" || echo 000; }

@@ -32,17 +32,11 @@ TM=$W/tmpfs
 mountpoint -q "$TM" 2>/dev/null && umount -l "$TM"
 rm -rf "$W" && mkdir -p "$W"
 T0=$SECONDS
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
+. "$(dirname "$0")/../lib.sh"
 SHOTS=()
-
-ok() { PASSED=$((PASSED + 1)); [[ -n ${VERBOSE:-} ]] && echo "ok   $*"; return 0; }
-bad() { FAILED=$((FAILED + 1)); FAILED_NAMES+=("$*"); echo "FAIL $*"; return 0; }
 
 # ------------------------------------------------------------------ processes
 
-PIDS=()
 BRP=
 TM_MOUNTED=0
 cleanup() {
@@ -53,38 +47,10 @@ cleanup() {
 		for ((p = 0; p < 30; p++)); do kill -0 "$BRP" 2>/dev/null || break; sleep 0.1; done
 		kill "$BRP" 2>/dev/null || true
 	fi
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	kill_started
 	if [[ $TM_MOUNTED == 1 ]]; then umount "$TM" 2>/dev/null || umount -l "$TM" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background, waits for its "listening on
-# URL" line; sets URL and PID.  Logs: $W/NAME.out, $W/NAME.err.
-start() {
-	local name=$1 i; shift
-	: >"$W/$name.out"
-	"$@" >>"$W/$name.out" 2>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out") || true
-		[[ -n $URL ]] && return 0
-		if ! kill -0 "$PID" 2>/dev/null; then
-			echo "$name did not start:"; sed 's/^/     /' "$W/$name.err"; return 1
-		fi
-		sleep 0.1
-	done
-	echo "$name did not say 'listening on' within 15 s"; return 1
-}
-
-stop() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# get URL OUT: prints the HTTP status; body in OUT.
-get() { curl -s --path-as-is -o "$2" -w '%{http_code}' "$1" || echo 000; }
 
 # signed NAME URL ORIG: downloads URL, which must be ORIG validly signed
 # (osslsigncode against the test root, and ORIG's Authenticode digest).

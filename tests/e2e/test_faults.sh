@@ -24,32 +24,13 @@ MOD=/usr/lib/softhsm/libsofthsm2.so
 PIDS=()
 cleanup() {
 	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	kill_started
 	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
 	# The token directory must never stay moved away.
 	[[ -d $W/pki/tokens.away && ! -e $W/pki/tokens ]] && mv "$W/pki/tokens.away" "$W/pki/tokens"
 	return 0
 }
 trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background until it prints "listening
-# on URL"; sets URL and PID.  Output in $W/NAME.out, $W/NAME.err.
-start() {
-	local name=$1 i; shift
-	: >"$W/$name.out"
-	"$@" >>"$W/$name.out" 2>>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out" | tail -n 1) || true
-		[[ -n $URL ]] && return 0
-		kill -0 "$PID" 2>/dev/null || { echo "$name did not start:"; tail -n 5 "$W/$name.err"; return 1; }
-		sleep 0.1
-	done
-	echo "$name did not start within 15 s"; return 1
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 TOKEN=$(openssl rand -hex 24); printf %s "$TOKEN" >"$W/token"; chmod 600 "$W/token"
 F=$CORPUS/hello64.exe

@@ -24,20 +24,7 @@ NDL=${LOAD_DOWNLOADS:-500}
 NSIGN=${LOAD_SIGNS:-2000}
 
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
-start() {
-	local name=$1 i; shift
-	"$@" >"$W/$name.out" 2>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out") || true
-		[[ -n $URL ]] && return 0
-		kill -0 "$PID" 2>/dev/null || { echo "$name did not start: $(tail -n 3 "$W/$name.err")"; return 1; }
-		sleep 0.1
-	done
-	return 1
-}
+trap kill_started EXIT
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }   # kB
 
 TOKEN=$(openssl rand -hex 24); printf %s "$TOKEN" >"$W/token"; chmod 600 "$W/token"

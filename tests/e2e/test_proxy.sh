@@ -41,38 +41,7 @@ if ! command -v tinyproxy >/dev/null; then
 	bad "tinyproxy is not installed (scripts/deps.sh installs it)"; summary; exit 1
 fi
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background until it prints "listening
-# on URL" (at most 15 s); sets URL and PID.  Output in $W/NAME.out, .err.
-start() {
-	local name=$1 i; shift
-	: >"$W/$name.out"
-	"$@" >>"$W/$name.out" 2>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	URL=
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out")
-		[[ -n $URL ]] && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	bad "$name did not start: $(cat "$W/$name.err" "$W/$name.log" 2>/dev/null | tail -n 3)"
-	return 1
-}
-
-# stop PID: SIGTERM and wait (a clean exit lets LeakSanitizer report).
-stop() {
-	kill "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
+trap kill_started EXIT
 
 # get URL OUT: the HTTP status of a download (body in OUT), never proxied.
 get() { curl -s --noproxy '*' -o "$2" -w '%{http_code}' "$1" || echo 000; }

@@ -24,54 +24,13 @@ export no_proxy='*'
 W=$WORK/serve
 rm -rf "$W" && mkdir -p "$W"
 T0=$SECONDS
-PASSED=0
-FAILED=0
-
-ok() { PASSED=$((PASSED + 1)); [[ -n ${VERBOSE:-} ]] && echo "ok   $*"; return 0; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; return 0; }
+. "$(dirname "$0")/../lib.sh"
+trap kill_started EXIT
 # check NAME CMD...: CMD must succeed.
 check() {
 	local name=$1 out; shift
 	if out=$("$@" 2>&1); then ok "$name"; else bad "$name: $*"; sed 's/^/     /' <<<"$out" | tail -n 5; fi
 }
-
-# ------------------------------------------------------------------ servers
-
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background, waits for its "listening on
-# URL" line; sets URL and PID.  Logs: $W/NAME.out, $W/NAME.err.
-start() {
-	local name=$1 i; shift
-	: >"$W/$name.out"
-	"$@" >>"$W/$name.out" 2>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out") || true
-		[[ -n $URL ]] && return 0
-		if ! kill -0 "$PID" 2>/dev/null; then
-			echo "$name did not start:"; sed 's/^/     /' "$W/$name.err"; return 1
-		fi
-		sleep 0.1
-	done
-	echo "$name did not say 'listening on' within 15 s"; return 1
-}
-
-# stop PID: SIGTERM and wait (a clean exit lets LeakSanitizer report).
-stop() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# get URL OUT: prints the HTTP status; body in OUT.
-get() { curl -s --path-as-is -o "$2" -w '%{http_code}' "$1" || echo 000; }
 
 # signed_ok NAME FILE ORIG [nosb]: FILE is validly signed by our key and
 # carries ORIG's Authenticode digest (so it is ORIG, signed).  sbverify

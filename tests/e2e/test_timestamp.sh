@@ -25,31 +25,7 @@ rm -rf "$W" && mkdir -p "$W/out"
 MOD=/usr/lib/softhsm/libsofthsm2.so
 F=$CORPUS/hello64.exe
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background until it prints "listening
-# on URL"; sets URL and PID.  Output in $W/NAME.out and $W/NAME.err.
-start() {
-	local name=$1 i; shift
-	: >"$W/$name.out"
-	"$@" >>"$W/$name.out" 2>"$W/$name.err" &
-	PID=$!
-	PIDS+=("$PID")
-	for ((i = 0; i < 150; i++)); do
-		URL=$(sed -n 's/^listening on //p' "$W/$name.out")
-		[[ -n $URL ]] && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	bad "$name did not start: $(cat "$W/$name.err")"
-	return 1
-}
+trap kill_started EXIT
 
 # ------------------------------------------------------------------ the TSA
 
@@ -456,7 +432,7 @@ expect_msg "serve config: bad timestamp_policy" 2 "\[serve\] timestamp_policy mu
 	"$SIGNGATE" serve --config "$W/serve-bad.ini" --listen 127.0.0.1:0
 
 # With a sanitizer build, the servers' stderr must hold no report.
-cleanup
+kill_started
 PIDS=()
 if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$W"/*.err >/dev/null 2>&1; then
 	bad "sanitizer reports in: $(grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$W"/*.err | tr '\n' ' ')"
