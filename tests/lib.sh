@@ -87,3 +87,22 @@ stop() {
 
 # get URL OUT: prints the HTTP status (000: no answer); the body goes to OUT.
 get() { curl -s --path-as-is -o "$2" -w '%{http_code}' "$1" || echo 000; }
+
+# service_ini NAME [LINE...]: $W/NAME.ini, a signing service for the tests
+# on 127.0.0.1 (port 0) with the token's RSA key as "codesign" and one
+# client, "downloads", whose token is in $W/token; log $W/NAME.log, audit
+# log $W/NAME.jsonl (none with SERVICE_AUDIT=0).  Each LINE goes into
+# [service].
+service_ini() {
+	local name=$1 l; shift
+	{
+		printf '[log]\nfile = %s\n[service]\nlisten = 127.0.0.1:0\n' "$W/$name.log"
+		printf 'tls_cert = %s\ntls_key = %s\n' "$PKI/tls.pem" "$PKI/tls.key"
+		[[ ${SERVICE_AUDIT:-1} == 1 ]] && printf 'audit_log = %s\n' "$W/$name.jsonl"
+		for l in "$@"; do printf '%s\n' "$l"; done
+		printf '[key codesign]\nuri = pkcs11:token=signgate;object=codesign-rsa?module-path=%s' \
+			/usr/lib/softhsm/libsofthsm2.so
+		printf '&pin-source=file:%s\ncert = %s\n' "$PKI/pin.txt" "$PKI/codesign-rsa.pem"
+		printf '[client downloads]\ntoken = file:%s\nkeys = codesign\n' "$W/token"
+	} >"$W/$name.ini"
+}

@@ -158,21 +158,7 @@ RSA_URI="pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD&pin-source=f
 RSA_SUBJECT=$(openssl x509 -in "$PKI/codesign-rsa.pem" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p')
 RSA_YEAR=$(date -u -d "$(openssl x509 -in "$PKI/codesign-rsa.pem" -noout -enddate | cut -d= -f2)" +%Y)
 
-cat >"$W/service.ini" <<EOF
-[log]
-file = $W/service.log
-[service]
-listen = 127.0.0.1:0
-tls_cert = $PKI/tls.pem
-tls_key = $PKI/tls.key
-audit_log = $W/sign.jsonl
-[key codesign]
-uri = $RSA_URI
-cert = $PKI/codesign-rsa.pem
-[client downloads]
-token = file:$W/token
-keys = codesign
-EOF
+service_ini service
 
 # ================================================================== 1. servers, a signed download
 

@@ -28,22 +28,8 @@ trap kill_started EXIT
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }   # kB
 
 TOKEN=$(openssl rand -hex 24); printf %s "$TOKEN" >"$W/token"; chmod 600 "$W/token"
-cat >"$W/svc.ini" <<INI
-[log]
-file = $W/service.log
-[service]
-listen = 127.0.0.1:0
-tls_cert = $PKI/tls.pem
-tls_key = $PKI/tls.key
-threads = 8
-[key codesign]
-uri = pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD&pin-source=file:$PKI/pin.txt
-cert = $PKI/codesign-rsa.pem
-[client load]
-token = file:$W/token
-keys = codesign
-INI
-start service "$SIGNGATE" service --config "$W/svc.ini" || { bad "service did not start"; summary; exit 1; }
+SERVICE_AUDIT=0 service_ini service "threads = 8"
+start service "$SIGNGATE" service --config "$W/service.ini" || { bad "service did not start"; summary; exit 1; }
 SVC=$URL SVC_PID=$PID
 
 FILES=(hello64.exe zlib1-64.dll hello32.exe wine64-kernel32.dll)

@@ -97,21 +97,7 @@ PA=127.0.0.1:$PX_PORT
 TOKEN=tok-$(openssl rand -hex 16)
 printf '%s\n' "$TOKEN" >"$W/token"
 chmod 600 "$W/token"
-cat >"$W/service.ini" <<EOF
-[log]
-file = $W/service.log
-[service]
-listen = 127.0.0.1:0
-tls_cert = $PKI/tls.pem
-tls_key = $PKI/tls.key
-audit_log = $W/service.jsonl
-[key codesign]
-uri = pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD&pin-source=file:$PKI/pin.txt
-cert = $PKI/codesign-rsa.pem
-[client downloads]
-token = file:$W/token
-keys = codesign
-EOF
+service_ini service
 # The TSA: a second service, on another port, with the token's TSA key.
 cat >"$W/tsa.ini" <<EOF
 [log]

@@ -51,7 +51,7 @@ signed_ok() {
 }
 
 # sign_count NAME: signatures the service granted for file_name NAME.
-sign_count() { grep -F "\"$1\"" "$W/sign.jsonl" | grep -c '"result":"granted"' || true; }
+sign_count() { grep -F "\"$1\"" "$W/service.jsonl" | grep -c '"result":"granted"' || true; }
 
 # ------------------------------------------------------------------ fixtures
 
@@ -87,21 +87,7 @@ chmod 600 "$W/token" "$W/badtoken"
 MOD=/usr/lib/softhsm/libsofthsm2.so
 RSA_URI="pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD&pin-source=file:$PKI/pin.txt"
 
-cat >"$W/service.ini" <<EOF
-[log]
-file = $W/service.log
-[service]
-listen = 127.0.0.1:0
-tls_cert = $PKI/tls.pem
-tls_key = $PKI/tls.key
-audit_log = $W/sign.jsonl
-[key codesign]
-uri = $RSA_URI
-cert = $PKI/codesign-rsa.pem
-[client downloads]
-token = file:$W/token
-keys = codesign
-EOF
+service_ini service
 start service "$SIGNGATE" service --config "$W/service.ini"
 SVC_URL=$URL SVC_PID=$PID
 
@@ -131,7 +117,7 @@ for name in "${PES[@]}"; do
 	if [[ $code != 200 ]]; then bad "corpus $name: HTTP $code: $(head -c 200 "$W/dl/$name")"; continue; fi
 	signed_ok "corpus $name: signed and valid" "$W/dl/$name" "$CORPUS/$name"
 done
-n=$(grep -E '"file_name": *"corpus/' "$W/sign.jsonl" | grep -c '"result":"granted"' || true)
+n=$(grep -E '"file_name": *"corpus/' "$W/service.jsonl" | grep -c '"result":"granted"' || true)
 [[ $n -eq ${#PES[@]} ]] && ok "one signing request per corpus file" || bad "corpus: $n signing requests for ${#PES[@]} files"
 
 # Sign once, serve many: a second download is the cached copy, byte for byte.
