@@ -69,9 +69,6 @@ tls_cert = $D/pki/tls.pem
 tls_key = $D/pki/tls.key
 audit_log = $D/logs/audit.jsonl
 
-timestamp_urls = https://127.0.0.1:$TSA_PORT/tsa
-timestamp_ca = $D/pki/root-ca.pem
-
 [key codesign]
 uri = pkcs11:token=signgate;object=codesign-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$D/pki/pin.txt
 cert = $D/pki/codesign-rsa.pem
@@ -99,17 +96,27 @@ service_token = file:$D/secrets/client.token
 service_key = codesign
 program_name = signgate demo
 program_url = https://localhost/
+; the download server has its copies timestamped, whichever signing method
+; the admin page chooses
+timestamp_urls = https://127.0.0.1:$TSA_PORT/tsa
+timestamp_ca = $D/pki/root-ca.pem
 admin_password = file:$D/secrets/admin.password
 INI
+KEPT=0
 if [[ ! -f $D/serve.ini ]] || cmp -s "$D/serve.ini" "$D/serve.ini.generated" ||
 	! grep -qx "listen = 127.0.0.1:$DL_PORT" "$D/serve.ini" ||
-	! grep -qx "service_url = https://127.0.0.1:$SVC_PORT" "$D/serve.ini"; then
+	! grep -qx "timestamp_urls = https://127.0.0.1:$TSA_PORT/tsa" "$D/serve.ini"; then
+	if [[ -f $D/serve.ini ]] && ! cmp -s "$D/serve.ini" "$D/serve.ini.generated"; then
+		cp "$D/serve.ini" "$D/serve.ini.old"
+		say "other ports than last time: demo/serve.ini written afresh; the admin page's changes are in demo/serve.ini.old"
+	fi
 	# Signed copies made under other settings are not what this
 	# configuration would make: start the cache afresh.
 	cmp -s "$D/serve.ini.new" "$D/serve.ini" || { rm -rf "$D/cache" && mkdir -p "$D/cache"; }
 	cp "$D/serve.ini.new" "$D/serve.ini.generated"
 	mv "$D/serve.ini.new" "$D/serve.ini"
 else
+	KEPT=1
 	say "keeping demo/serve.ini as the admin page left it (delete it to start afresh)"
 	rm -f "$D/serve.ini.new"
 fi
@@ -160,14 +167,31 @@ start "signing service" "$D/logs/service.log" "$SG" service --config "$D/signgat
 say "starting the download server on http://127.0.0.1:$DL_PORT"
 start "download server" "$D/logs/serve.log" "$SG" serve --config "$D/serve.ini"
 
+# demo_failed WHAT: with the demo's own settings, the end-to-end check must
+# pass (exit 1); with settings the admin page left, the servers stay up so
+# the page can put them right.
+demo_failed() {
+	say "$1"
+	if [[ $KEPT == 0 ]]; then exit 1; fi
+	say "the settings are the ones the admin page left in demo/serve.ini: fix them at"
+	say "http://127.0.0.1:$DL_PORT/conf (the servers keep running), or stop and delete demo/serve.ini"
+}
+
 say "downloading hello.exe through the download server"
-curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.exe"
-say "verifying with signgate"
-"$SG" verify --ca "$D/pki/root-ca.pem" "$D/downloads/hello.exe" | sed 's/^/  /'
-say "verifying with osslsigncode"
-osslsigncode verify -CAfile "$D/pki/root-ca.pem" -TSA-CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > "$D/logs/osslsigncode.txt" 2>&1 \
-	|| { cat "$D/logs/osslsigncode.txt"; say "osslsigncode rejected the download"; exit 1; }
-grep -E '^(Signature verification|Timestamp Server Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
+rm -f "$D/downloads/hello.exe"
+if ! curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.exe"; then
+	demo_failed "the download server could not deliver hello.exe signed: $(grep -E ' (error|warn) ' "$D/logs/serve.log" | tail -n 1 | cut -c 26-)"
+else
+	say "verifying with signgate"
+	"$SG" verify --ca "$D/pki/root-ca.pem" "$D/downloads/hello.exe" | sed 's/^/  /'
+	say "verifying with osslsigncode"
+	if osslsigncode verify -CAfile "$D/pki/root-ca.pem" -TSA-CAfile "$D/pki/root-ca.pem" -in "$D/downloads/hello.exe" > "$D/logs/osslsigncode.txt" 2>&1; then
+		grep -E '^(Signature verification|Timestamp Server Signature verification|Succeeded)' "$D/logs/osslsigncode.txt" | sed 's/^/  /'
+	else
+		cat "$D/logs/osslsigncode.txt"
+		demo_failed "osslsigncode rejected the download"
+	fi
+fi
 
 echo
 say "sign your own file with the demo's HSM key:"

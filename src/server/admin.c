@@ -1314,10 +1314,10 @@ static sg_status admin_check_process(sg_admin *a, const char *path, char *err, s
 		const char *m = !strncmp(out, "signgate serve: ", 16) ? out + 16 : out;
 		const char *t = strstr(m, path);
 		if(t)
-			snprintf(err, errlen, "these settings cannot sign: %.*s%s%s", (int)(t - m), m,
+			snprintf(err, errlen, "nothing was saved: these settings cannot sign: %.*s%s%s", (int)(t - m), m,
 			         a->cfgpath, t + tl);
 		else
-			snprintf(err, errlen, "these settings cannot sign: %.600s", *m ? m : "the check failed");
+			snprintf(err, errlen, "nothing was saved: these settings cannot sign: %.600s", *m ? m : "the check failed");
 	}
 	return sg_fail(SG_ERR_USAGE, "%s", err);
 }
@@ -1365,9 +1365,9 @@ static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, con
 		const char *m = sg_last_error();
 		size_t tl = strlen(o.tmp);
 		if(!strncmp(m, o.tmp, tl))
-			snprintf(err, errlen, "the new configuration is refused: %s%s", a->cfgpath, m + tl);
+			snprintf(err, errlen, "nothing was saved: the new configuration is refused: %s%s", a->cfgpath, m + tl);
 		else
-			snprintf(err, errlen, "the new configuration is refused: %s", m);
+			snprintf(err, errlen, "nothing was saved: the new configuration is refused: %s", m);
 		goto out;
 	}
 	if(nc->method == SG_METHOD_CUSTOM && (rc = admin_check_process(a, o.tmp, err, errlen)))
@@ -1381,12 +1381,12 @@ static sg_status admin_apply(sg_admin *a, const sg_cfg_change *ch, size_t n, con
 	rc = serve_signing_new(nc, &g);
 	nc = NULL;
 	if(rc) {
-		snprintf(err, errlen, "these settings cannot sign: %s", sg_last_error());
+		snprintf(err, errlen, "nothing was saved: these settings cannot sign: %s", sg_last_error());
 		goto out;
 	}
 	if(g->remote && (rc = serve_signing_probe(g))) {
 		if(rc == SG_ERR_REMOTE) {
-			snprintf(err, errlen, "the signing service refuses these settings: %s",
+			snprintf(err, errlen, "nothing was saved: the signing service refuses these settings: %s",
 			         sg_last_error());
 			goto out;
 		}
@@ -1695,6 +1695,11 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 				ch[n++] = (sg_cfg_change){ "custom_pass", NULL };   /* a PIN */
 		}
 		rc = admin_apply(a, ch, n, "the signing method", &v);
+		/* A refused PIN or password is shown beside its field too. */
+		if(rc && strstr(v.errbuf, "wrong PIN for"))
+			admin_bad(&v, "custom_pin", "the token refused this PIN (nothing was saved)");
+		else if(rc && strstr(v.errbuf, "wrong password for PKCS#12"))
+			admin_bad(&v, "pfx_password", "this password does not open the PKCS#12 file");
 	}
 	admin_done(a, req, csrf, &v, rc, &f, "/conf?saved=method#signing");
 	free(token_spec);

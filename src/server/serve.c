@@ -1466,7 +1466,8 @@ sg_status serve_test_sign(struct serve *s, struct serve_signing *g, char *out, s
 	sg_clear_error();
 	snprintf(out, outlen, "signed a test file in %.0f ms by \"%s\" (issued by \"%s\"), %s; "
 	         "digest and signature verified%s%s%s", ms, rep.signer, rep.issuer, rep.md,
-	         rep.ts_kind == SG_TS_NONE ? "; no timestamp" : "; timestamped by \"",
+	         rep.ts_kind == SG_TS_NONE ? "; no timestamp (the signatures stop being valid when "
+	         "the certificate expires: set timestamp_urls)" : "; timestamped by \"",
 	         rep.ts_kind == SG_TS_NONE ? "" : rep.ts_signer,
 	         rep.ts_kind == SG_TS_NONE ? "" : "\"");
 	serve_note(s, "(test signing)", 1, ms, "%s", out);
