@@ -95,7 +95,40 @@ struct sg_admin {
 	struct timespec next_try;     /* no password or code checked before */
 	char *setup_path;
 	struct admin_session sessions[ADMIN_SESSIONS];
+	/* the page's thread and its queue */
+	pthread_t thread;
+	int thread_started, stopping;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct admin_call *qhead, *qtail;
 };
+
+/*
+ * One request to the page.  The event loop copies what it needs (headers,
+ * body, peer) into an admin_call and queues it; the page's own thread
+ * works it out (logins, rewriting the configuration, opening keys, asking
+ * the signing service, test signings: all may take seconds) and makes the
+ * reply in it; the loop sends that (admin_send_cb).  So the page never
+ * holds up the downloads' event loops.  The functions below take it under
+ * the name req.
+ */
+struct admin_call {
+	struct evhttp_request *ev;    /* the loop thread's only */
+	struct event_base *base;
+	struct admin_call *next;
+	enum evhttp_cmd_type cmd;
+	char *path, *query;
+	char peer[80];
+	struct evkeyvalq in;          /* the request's headers */
+	char *body;                   /* and body, NUL-terminated */
+	size_t bodylen;
+	int code;                     /* the reply */
+	struct evkeyvalq out;
+	struct evbuffer *reply;
+	int delay;                    /* seconds before it is sent */
+};
+
+static void *admin_thread(void *arg);
 
 /* One page: what to show besides the current state. */
 struct admin_view {
@@ -221,9 +254,9 @@ static int admin_loopback(const char *host)
  * made to point at 127.0.0.1 (DNS rebinding) arrives with that name as
  * Host: refused, so other sites' scripts cannot reach the page through the
  * admin's browser. */
-static int admin_host_ok(const sg_admin *a, struct evhttp_request *req)
+static int admin_host_ok(const sg_admin *a, struct admin_call *req)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	const char *h = evhttp_find_header((&req->in), "Host");
 	char host[256];
 	size_t n;
 
@@ -289,6 +322,8 @@ sg_status sg_admin_new(struct serve *s, const sg_config *c, const char *listen_h
 	a->s = s;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->save_lock, NULL);
+	pthread_mutex_init(&a->qlock, NULL);
+	pthread_cond_init(&a->qcond, NULL);
 	a->cfgpath = strdup(c->path);
 	if(c->admin_dir) {
 		a->dir = strdup(c->admin_dir);
@@ -376,6 +411,11 @@ sg_status sg_admin_new(struct serve *s, const sg_config *c, const char *listen_h
 		if(rc)
 			goto fail;
 	}
+	if(pthread_create(&a->thread, NULL, admin_thread, a)) {
+		rc = sg_fail(SG_ERR_IO, "cannot start the admin page's thread");
+		goto fail;
+	}
+	a->thread_started = 1;
 	*out = a;
 	return SG_OK;
 fail:
@@ -404,6 +444,9 @@ void sg_admin_free(sg_admin *a)
 {
 	if(!a)
 		return;
+	sg_admin_stop(a);
+	pthread_mutex_destroy(&a->qlock);
+	pthread_cond_destroy(&a->qcond);
 	OPENSSL_cleanse(a->setup_code, sizeof(a->setup_code));
 	OPENSSL_cleanse(a->hash, sizeof(a->hash));
 	pthread_mutex_destroy(&a->lock);
@@ -421,9 +464,9 @@ void sg_admin_free(sg_admin *a)
 static int admin_session_find(sg_admin *a, const unsigned char idh[32], time_t now,
                               char csrf[65]);
 
-static int admin_session(sg_admin *a, struct evhttp_request *req, char csrf[65])
+static int admin_session(sg_admin *a, struct admin_call *req, char csrf[65])
 {
-	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	const char *cookie = evhttp_find_header((&req->in), "Cookie");
 	unsigned char id[32], idh[32];
 	time_t now = time(NULL);
 	const char *p;
@@ -481,7 +524,7 @@ static int admin_session_find(sg_admin *a, const unsigned char idh[32], time_t n
 }
 
 /* A new session; its cookie goes on the reply. */
-static sg_status admin_session_new(sg_admin *a, struct evhttp_request *req)
+static sg_status admin_session_new(sg_admin *a, struct admin_call *req)
 {
 	unsigned char id[32], csrf[32];
 	char hex[65], cookie[200];
@@ -509,28 +552,28 @@ static sg_status admin_session_new(sg_admin *a, struct evhttp_request *req)
 	admin_hex(id, 32, hex);
 	snprintf(cookie, sizeof(cookie), ADMIN_COOKIE "=%s; Path=/conf; HttpOnly; "
 	         "SameSite=Strict", hex);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+	evhttp_add_header((&req->out), "Set-Cookie", cookie);
 	OPENSSL_cleanse(id, sizeof(id));
 	OPENSSL_cleanse(hex, sizeof(hex));
 	return SG_OK;
 }
 
-static void admin_session_end(sg_admin *a, int slot, struct evhttp_request *req)
+static void admin_session_end(sg_admin *a, int slot, struct admin_call *req)
 {
 	pthread_mutex_lock(&a->lock);
 	if(slot >= 0)
 		memset(&a->sessions[slot], 0, sizeof(a->sessions[slot]));
 	pthread_mutex_unlock(&a->lock);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie",
+	evhttp_add_header((&req->out), "Set-Cookie",
 	                  ADMIN_COOKIE "=; Path=/conf; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
 /* ---------------------------------------------------------------- replies */
 
-static void admin_reply(struct evhttp_request *req, int code, const char *ctype,
+static void admin_reply(struct admin_call *req, int code, const char *ctype,
                         struct evbuffer *body)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *h = (&req->out);
 
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
@@ -542,16 +585,14 @@ static void admin_reply(struct evhttp_request *req, int code, const char *ctype,
 	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; script-src 'self'; "
 	                  "style-src 'self'; img-src 'self'; form-action 'self'; "
 	                  "frame-ancestors 'none'; base-uri 'none'");
-	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 303 ? "See Other" :
-	                  code == 400 ? "Bad Request" : code == 403 ? "Forbidden" :
-	                  code == 421 ? "Misdirected Request" : code == 429 ? "Too Many Requests" :
-	                  code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Error",
-	                  body);
+	req->code = code;
+	if(body && (req->reply || (req->reply = evbuffer_new())))
+		evbuffer_add_buffer(req->reply, body);
 }
 
-static void admin_redirect(struct evhttp_request *req, const char *to)
+static void admin_redirect(struct admin_call *req, const char *to)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", to);
+	evhttp_add_header((&req->out), "Location", to);
 	admin_reply(req, 303, "text/plain; charset=utf-8", NULL);
 }
 
@@ -618,45 +659,22 @@ static const char admin_js[] =
 "  upload('pfx_file', 'pfx_b64', true);\n"
 "});\n";
 
-static void admin_login_page(sg_admin *a, struct evhttp_request *req, int code,
+static void admin_login_page(sg_admin *a, struct admin_call *req, int code,
                              const char *err);
 
-/* A refused password or setup code is answered a second later, from a
- * timer of the request's own event loop (a sleep would hold up every other
- * request of that loop); meanwhile no other guess is checked at all
- * (admin_may_try), so guesses run at one a second whatever the clients. */
-struct admin_later {
-	sg_admin *a;
-	struct evhttp_request *req;
-	const char *msg;
-};
-
-static void admin_later_cb(evutil_socket_t fd, short what, void *arg)
+/* A refused password or setup code is answered a second later (the loop
+ * sends it from a timer; nothing waits meanwhile); and no other guess is
+ * checked within that second at all (admin_may_try), so guesses run at one
+ * a second whatever the clients. */
+static void admin_refuse_later(sg_admin *a, struct admin_call *req, const char *msg)
 {
-	struct admin_later *l = arg;
-
-	admin_login_page(l->a, l->req, 403, l->msg);
-	free(l);
+	admin_login_page(a, req, 403, msg);
+	req->delay = 1;
 }
 
-static void admin_refuse_later(sg_admin *a, struct evhttp_request *req, const char *msg)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct event_base *base = evcon ? evhttp_connection_get_base(evcon) : NULL;
-	struct timeval tv = { 1, 0 };
-	struct admin_later *l = malloc(sizeof(*l));
-
-	if(!l || !base || event_base_once(base, -1, EV_TIMEOUT, admin_later_cb, l, &tv)) {
-		free(l);
-		admin_login_page(a, req, 403, msg);
-		return;
-	}
-	l->a = a;
-	l->req = req;
-	l->msg = msg;
-}
-
-/* 1 if a password or code may be checked now; else the caller answers 429. */
+/* 1 if a password or code may be checked now, and then none other for a
+ * second (taken under the lock, so concurrent guesses cannot slip in
+ * together); else the caller answers 429. */
 static int admin_may_try(sg_admin *a)
 {
 	struct timespec now;
@@ -666,19 +684,26 @@ static int admin_may_try(sg_admin *a)
 	pthread_mutex_lock(&a->lock);
 	ok = now.tv_sec > a->next_try.tv_sec ||
 	     (now.tv_sec == a->next_try.tv_sec && now.tv_nsec >= a->next_try.tv_nsec);
+	if(ok) {
+		a->next_try = now;
+		a->next_try.tv_sec += 1;
+	}
 	pthread_mutex_unlock(&a->lock);
 	return ok;
 }
 
-static void admin_failed_try(sg_admin *a)
+/* A right password or code: the next check need not wait. */
+static void admin_good_try(sg_admin *a)
 {
 	pthread_mutex_lock(&a->lock);
-	clock_gettime(CLOCK_MONOTONIC, &a->next_try);
-	a->next_try.tv_sec += 1;
+	a->next_try.tv_sec = 0;
+	a->next_try.tv_nsec = 0;
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void admin_login_page(sg_admin *a, struct evhttp_request *req, int code,
+
+
+static void admin_login_page(sg_admin *a, struct admin_call *req, int code,
                              const char *err)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -834,7 +859,7 @@ static void admin_split_uri(const char *uri, char *base, size_t blen, char *modu
 	}
 }
 
-static void admin_main_page(sg_admin *a, struct evhttp_request *req, const char *csrf,
+static void admin_main_page(sg_admin *a, struct admin_call *req, const char *csrf,
                             int code, const struct admin_view *v)
 {
 	struct serve_signing *g = serve_signing_get(a->s);
@@ -1430,7 +1455,7 @@ out:
 	return rc;
 }
 
-static void admin_done(sg_admin *a, struct evhttp_request *req, const char *csrf,
+static void admin_done(sg_admin *a, struct admin_call *req, const char *csrf,
                        struct admin_view *v, sg_status rc, struct admin_files *f,
                        const char *saved)
 {
@@ -1448,7 +1473,7 @@ static void admin_done(sg_admin *a, struct evhttp_request *req, const char *csrf
 	}
 }
 
-static void admin_post_proxy(sg_admin *a, struct evhttp_request *req, const char *csrf,
+static void admin_post_proxy(sg_admin *a, struct admin_call *req, const char *csrf,
                              struct evkeyvalq *form)
 {
 	struct admin_view v = { .posted = form };
@@ -1545,7 +1570,7 @@ static void admin_pct(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static void admin_post_method(sg_admin *a, struct evhttp_request *req, const char *csrf,
+static void admin_post_method(sg_admin *a, struct admin_call *req, const char *csrf,
                               struct evkeyvalq *form)
 {
 	struct admin_view v = { .posted = form };
@@ -1714,7 +1739,7 @@ static void admin_post_method(sg_admin *a, struct evhttp_request *req, const cha
 	}
 }
 
-static void admin_post_test(sg_admin *a, struct evhttp_request *req, const char *csrf)
+static void admin_post_test(sg_admin *a, struct admin_call *req, const char *csrf)
 {
 	struct serve_signing *g = serve_signing_get(a->s);
 	struct admin_view v = { 0 };
@@ -1729,7 +1754,7 @@ static void admin_post_test(sg_admin *a, struct evhttp_request *req, const char 
 	admin_main_page(a, req, csrf, 200, &v);
 }
 
-static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evkeyvalq *form,
+static void admin_post_setup(sg_admin *a, struct admin_call *req, struct evkeyvalq *form,
                              const char *peer)
 {
 	const char *code = admin_value(form, "setup_code"), *pw = admin_value(form, "password");
@@ -1738,13 +1763,13 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 	char hashtext[160];
 	int pending;
 
-	if(!admin_may_try(a)) {
-		admin_login_page(a, req, 429, "Too many attempts: wait a second.");
-		return;
-	}
 	if(strlen(pw) < ADMIN_PW_MIN || strcmp(pw, pw2) || strlen(pw) > 256) {
 		admin_login_page(a, req, 400, strcmp(pw, pw2) ? "The two passwords differ." :
 		                 "The password must have 10 to 256 characters.");
+		return;
+	}
+	if(!admin_may_try(a)) {
+		admin_login_page(a, req, 429, "Too many attempts: wait a second.");
 		return;
 	}
 	/* The code is good for one setup: checked and taken under one lock. */
@@ -1757,7 +1782,6 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 	pthread_mutex_unlock(&a->lock);
 	if(!pending) {
 		sg_log(SG_LOG_WARN, "admin page: wrong (or already used) setup code from %s", peer);
-		admin_failed_try(a);
 		admin_refuse_later(a, req, "Wrong setup code.");
 		return;
 	}
@@ -1782,6 +1806,7 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 		}
 	}
 	admin_set_password(a, pw, NULL);
+	admin_good_try(a);
 	pthread_mutex_lock(&a->lock);
 	OPENSSL_cleanse(a->setup_code, sizeof(a->setup_code));
 	a->setup_busy = 0;
@@ -1795,32 +1820,23 @@ static void admin_post_setup(sg_admin *a, struct evhttp_request *req, struct evk
 /* ---------------------------------------------------------------- dispatch */
 
 /* The request body as a form (application/x-www-form-urlencoded). */
-static int admin_form(struct evhttp_request *req, struct evkeyvalq *form)
+static int admin_form(struct admin_call *req, struct evkeyvalq *form)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t n = evbuffer_get_length(in);
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	char *body;
-	int r;
+	const char *ct = evhttp_find_header(&req->in, "Content-Type");
 
 	TAILQ_INIT(form);
-	if(!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+	if(!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) || !req->body)
 		return -1;
-	if(!(body = malloc(n + 1)))
-		return -1;
-	evbuffer_copyout(in, body, n);
-	body[n] = '\0';
 	/* A NUL, raw or as %00, would cut a value short without a word. */
-	r = strlen(body) == n && !strcasestr(body, "%00") ? evhttp_parse_query_str(body, form) : -1;
-	OPENSSL_cleanse(body, n);
-	free(body);
-	return r;
+	if(strlen(req->body) != req->bodylen || strcasestr(req->body, "%00"))
+		return -1;
+	return evhttp_parse_query_str(req->body, form);
 }
 
 /* A POST from another site (its Origin not this page's) is refused. */
-static int admin_same_origin(struct evhttp_request *req)
+static int admin_same_origin(struct admin_call *req)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *h = (&req->in);
 	const char *origin = evhttp_find_header(h, "Origin"), *host = evhttp_find_header(h, "Host");
 
 	if(!origin)
@@ -1828,21 +1844,15 @@ static int admin_same_origin(struct evhttp_request *req)
 	return host && !strncmp(origin, "http://", 7) && !strcmp(origin + 7, host);
 }
 
-void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
+static void admin_dispatch(sg_admin *a, struct admin_call *req)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = evhttp_uri_get_path(uri);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const char *path = req->path, *peer = req->peer;
+	enum evhttp_cmd_type cmd = req->cmd;
 	struct evkeyvalq form;
-	char csrf[65] = "", peer[80], *addr = NULL;
-	ev_uint16_t port = 0;
+	char csrf[65] = "";
 	int slot;
 
 	TAILQ_INIT(&form);
-	if(evcon)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(peer, sizeof(peer), "%s:%u", addr ? addr : "?", (unsigned)port);
 	if(cmd == EVHTTP_REQ_GET && !strcmp(path, "/conf/admin.css")) {
 		struct evbuffer *b = evbuffer_new();
 		evbuffer_add(b, admin_css, sizeof(admin_css) - 1);
@@ -1865,7 +1875,7 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 	}
 	slot = admin_session(a, req, csrf);
 	if(cmd == EVHTTP_REQ_GET && (!strcmp(path, "/conf") || !strcmp(path, "/conf/"))) {
-		const char *q = evhttp_uri_get_query(uri);
+		const char *q = req->query;
 		struct admin_view v = { 0 };
 		if(slot < 0) {
 			admin_login_page(a, req, 200, NULL);
@@ -1883,7 +1893,7 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 			admin_reply(req, 404, "text/plain; charset=utf-8", NULL);
 			return;
 		}
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
+		evhttp_add_header((&req->out), "Allow", "GET, POST");
 		admin_reply(req, 405, "text/plain; charset=utf-8", NULL);
 		return;
 	}
@@ -1908,10 +1918,10 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 			admin_login_page(a, req, 429, "Too many attempts: wait a second.");
 		} else if(!ok) {
 			sg_log(SG_LOG_WARN, "admin page: wrong password from %s", peer);
-			admin_failed_try(a);
-			admin_refuse_later(a, req, "Wrong password.");
+				admin_refuse_later(a, req, "Wrong password.");
 		} else {
 			sg_log(SG_LOG_INFO, "admin page: logged in from %s", peer);
+			admin_good_try(a);
 			admin_session_new(a, req);
 			admin_redirect(req, "/conf");
 		}
@@ -1940,4 +1950,136 @@ void sg_admin_handle(sg_admin *a, struct evhttp_request *req)
 	for(struct evkeyval *kv = form.tqh_first; kv; kv = kv->next.tqe_next)
 		OPENSSL_cleanse(kv->value, strlen(kv->value));
 	evhttp_clear_headers(&form);
+}
+
+/* ---------------------------------------------------------------- the page's thread */
+
+static void admin_call_free(struct admin_call *c)
+{
+	if(!c)
+		return;
+	evhttp_clear_headers(&c->in);
+	evhttp_clear_headers(&c->out);
+	if(c->reply)
+		evbuffer_free(c->reply);
+	if(c->body) {
+		OPENSSL_cleanse(c->body, c->bodylen);
+		free(c->body);
+	}
+	free(c->path);
+	free(c->query);
+	free(c);
+}
+
+/* On the request's loop: sends the reply the page's thread made. */
+static void admin_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_call *c = arg;
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->ev);
+	int code = c->code ? c->code : 500;
+
+	for(struct evkeyval *kv = c->out.tqh_first; kv; kv = kv->next.tqe_next)
+		evhttp_add_header(out, kv->key, kv->value);
+	evhttp_send_reply(c->ev, code, code == 200 ? "OK" : code == 303 ? "See Other" :
+	                  code == 400 ? "Bad Request" : code == 403 ? "Forbidden" :
+	                  code == 421 ? "Misdirected Request" : code == 429 ? "Too Many Requests" :
+	                  code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Error",
+	                  c->reply);
+	admin_call_free(c);
+}
+
+static void *admin_thread(void *arg)
+{
+	sg_admin *a = arg;
+	struct admin_call *c;
+
+	for(;;) {
+		struct timeval tv = { 0, 0 };
+		pthread_mutex_lock(&a->qlock);
+		while(!a->qhead && !a->stopping)
+			pthread_cond_wait(&a->qcond, &a->qlock);
+		if(a->stopping) {
+			pthread_mutex_unlock(&a->qlock);
+			return NULL;
+		}
+		c = a->qhead;
+		a->qhead = c->next;
+		if(!a->qhead)
+			a->qtail = NULL;
+		pthread_mutex_unlock(&a->qlock);
+		admin_dispatch(a, c);
+		tv.tv_sec = c->delay;
+		if(event_base_once(c->base, -1, EV_TIMEOUT, admin_send_cb, c, &tv)) {
+			sg_log(SG_LOG_ERROR, "admin page: cannot hand a reply back to its event loop");
+			admin_call_free(c);
+		}
+	}
+}
+
+void sg_admin_handle(sg_admin *a, struct evhttp_request *ev)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	struct admin_call *c = calloc(1, sizeof(*c));
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	int ok;
+
+	if(!c || !evcon) {
+		free(c);
+		evhttp_send_error(ev, 500, NULL);
+		return;
+	}
+	TAILQ_INIT(&c->in);
+	TAILQ_INIT(&c->out);
+	c->ev = ev;
+	c->base = evhttp_connection_get_base(evcon);
+	c->cmd = evhttp_request_get_command(ev);
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", addr ? addr : "?", (unsigned)port);
+	c->path = strdup(uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/conf");
+	c->query = q ? strdup(q) : NULL;
+	c->bodylen = evbuffer_get_length(in);
+	ok = c->path && (!q || c->query) && (c->body = malloc(c->bodylen + 1));
+	if(ok) {
+		evbuffer_copyout(in, c->body, c->bodylen);
+		c->body[c->bodylen] = '\0';
+		for(struct evkeyval *kv = evhttp_request_get_input_headers(ev)->tqh_first; kv && ok;
+		    kv = kv->next.tqe_next)
+			ok = evhttp_add_header(&c->in, kv->key, kv->value) == 0;
+	}
+	if(!ok) {
+		admin_call_free(c);
+		evhttp_send_error(ev, 500, NULL);
+		return;
+	}
+	pthread_mutex_lock(&a->qlock);
+	if(a->qtail)
+		a->qtail->next = c;
+	else
+		a->qhead = c;
+	a->qtail = c;
+	pthread_cond_signal(&a->qcond);
+	pthread_mutex_unlock(&a->qlock);
+}
+
+void sg_admin_stop(sg_admin *a)
+{
+	struct admin_call *c, *next;
+
+	if(!a || !a->thread_started)
+		return;
+	pthread_mutex_lock(&a->qlock);
+	a->stopping = 1;
+	pthread_cond_broadcast(&a->qcond);
+	pthread_mutex_unlock(&a->qlock);
+	pthread_join(a->thread, NULL);
+	a->thread_started = 0;
+	for(c = a->qhead; c; c = next) {
+		next = c->next;
+		admin_call_free(c);
+	}
+	a->qhead = a->qtail = NULL;
 }

@@ -28,7 +28,12 @@ sg_status sg_admin_new(struct serve *s, const sg_config *c, const char *listen_h
 const char *sg_admin_listen(const sg_admin *a);
 /* Logs where the page is and how to log in. */
 void sg_admin_announce(const sg_admin *a, const char *where, int admin_port);
+/* Takes req over: the page's own thread works it out, and req's event loop
+ * sends the reply (see admin.c), so the loop never waits on the page. */
 void sg_admin_handle(sg_admin *a, struct evhttp_request *req);
+/* Lets the page's thread finish its request and stop (before the event
+ * loops stop: it hands replies to them).  sg_admin_free does it too. */
+void sg_admin_stop(sg_admin *a);
 void sg_admin_free(sg_admin *a);
 
 #endif

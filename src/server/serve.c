@@ -1745,8 +1745,10 @@ int sg_serve_main(int argc, char **argv)
 	sg_log(SG_LOG_INFO, "stopping on signal %d", sig);
 	ret = 0;
 out:
-	/* The signing threads first: they hand replies to the event loops. */
+	/* The signing threads and the admin page's first: they hand replies to
+	 * the event loops. */
 	serve_pool_stop(&s);
+	sg_admin_stop(s.admin);
 	if(ah)
 		sg_httpd_stop(ah);
 	if(h)
