@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_load.sh - the servers under load on loopback (issue 6):
-#  - 500 downloads of 4 PE files through the download server, 100 at a
-#    time: every answer 200 with the bytes of the signed copy (size and
+#  - 500 downloads of 4 PE files through the download server, all 500 at
+#    once (LOAD_CONC): every answer 200 with the bytes of the signed copy (size and
 #    SHA-256 of all 500; osslsigncode verify of 50 of them);
 #  - 2,000 signing requests to the signing service, 100 connections at a
 #    time (20 curl processes, 5 parallel transfers each, keep-alive): every
@@ -21,6 +21,7 @@ rm -rf "$W" && mkdir -p "$W"/{root,dl,sig}
 T0=$SECONDS
 MOD=/usr/lib/softhsm/libsofthsm2.so
 NDL=${LOAD_DOWNLOADS:-500}
+CONC=${LOAD_CONC:-500}
 NSIGN=${LOAD_SIGNS:-2000}
 
 PIDS=()
@@ -75,11 +76,12 @@ sign_batch() {
 	done >"$W/$p.codes"
 	wait_curls
 }
-# dl_batch N PREFIX: N downloads, 100 at a time, round robin over FILES.
+# dl_batch N PREFIX [CONC]: N downloads, CONC (100) at a time, round robin
+# over FILES.
 dl_batch() {
 	export DL W
 	seq 0 $(($1 - 1)) | awk -v n=${#FILES[@]} -v f="${FILES[*]}" '{split(f, a, " "); print $1, a[$1 % n + 1]}' \
-		| xargs -P 100 -n 2 sh -c 'curl -s -m 60 -o "$W/dl/'"$2"'-$0" -w "$0 $1 %{http_code}\n" "$DL/download/$1"' >"$W/$2.codes"
+		| xargs -P "${3:-100}" -n 2 sh -c 'curl -s -m 60 -o "$W/dl/'"$2"'-$0" -w "$0 $1 %{http_code}\n" "$DL/download/$1"' >"$W/$2.codes"
 }
 wait_curls() { local j; for j in $(jobs -p); do [[ $j == "$SVC_PID" || $j == "$DL_PID" ]] || wait "$j"; done; }
 
@@ -91,7 +93,7 @@ sleep 0.5
 svc_rss0=$(rss "$SVC_PID") dl_rss0=$(rss "$DL_PID")
 
 t=$EPOCHREALTIME
-dl_batch "$NDL" dl
+dl_batch "$NDL" dl "$CONC"
 dl_s=$(awk "BEGIN {printf \"%.2f\", $EPOCHREALTIME - $t}")
 t=$EPOCHREALTIME
 sign_batch "$NSIGN" sign
@@ -148,7 +150,7 @@ done
 kill -0 "$SVC_PID" && kill -0 "$DL_PID" && ok "both servers still running" || bad "a server died"
 grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$W"/*.err >/dev/null 2>&1 && bad "sanitizer reports"
 
-echo "load: $NDL downloads (100 concurrent) in $dl_s s; $NSIGN signing requests (100 concurrent) in $sign_s s"
+echo "load: $NDL downloads ($CONC concurrent) in $dl_s s; $NSIGN signing requests (100 concurrent) in $sign_s s"
 echo "load: RSS service $svc_rss0 -> $svc_rss1 kB, download server $dl_rss0 -> $dl_rss1 kB"
 echo "test_load: $((SECONDS - T0)) s"
 summary
