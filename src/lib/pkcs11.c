@@ -15,16 +15,21 @@
  * (PKCS#11 v2.40 Current Mechanisms section 2.3.6) is re-encoded as an X9.62
  * ECDSA-Sig-Value.
  *
+ * A token that went away and is not back in C_GetSlotList when a signer
+ * reconnects gets the module finalized and initialized again (at most once
+ * a second, and only while none of our sessions is open in any module):
+ * SoftHSM2, for one, finds its tokens only in C_Initialize.
+ *
  * Not handled: RSA-PSS, PIN pads beyond "log in with no PIN on a protected
- * authentication path", re-initializing a module after it failed, and use
- * across fork() (a child process must open its own signer, and only if the
- * parent never loaded the module).
+ * authentication path", and use across fork() (a child process must open
+ * its own signer, and only if the parent never loaded the module).
  */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -221,6 +226,14 @@ struct p11_module {
 	int owned;                   /* our C_Initialize: we C_Finalize */
 	struct p11_slot_use *slots;
 	size_t nslots;
+	/* Held shared by every signer while it calls into the module, and
+	 * exclusively while p11_module_reinit() finalizes and initializes it
+	 * again; gen counts those, so a session opened before one is known
+	 * to be gone (its handle may name someone else's session now). */
+	pthread_rwlock_t use;
+	unsigned long gen;
+	struct timespec reinit_at;   /* CLOCK_MONOTONIC of the last attempt */
+	int uninit;                  /* the last C_Initialize failed */
 };
 
 /*
@@ -297,6 +310,12 @@ static sg_status p11_module_get(const char *path, struct p11_module **out)
 		rc = sg_fail(SG_ERR_NOMEM, "out of memory loading '%s'", path);
 		goto fail;
 	}
+	if(pthread_rwlock_init(&m->use, NULL) != 0) {
+		if(rv == CKR_OK)
+			f->C_Finalize(NULL);
+		rc = sg_fail(SG_ERR_INTERNAL, "pthread_rwlock_init failed");
+		goto fail;
+	}
 	m->dl = dl;
 	m->f = f;
 	m->refs = 1;
@@ -339,11 +358,61 @@ static void p11_module_put(struct p11_module *m)
 			}
 		}
 		dlclose(m->dl);
+		pthread_rwlock_destroy(&m->use);
 		free(m->slots);
 		free(m->path);
 		free(m);
 	}
 	pthread_mutex_unlock(&p11_lock);
+}
+
+/*
+ * Finalizes the module and initializes it again, so that it looks for its
+ * tokens anew: for a token that went away and came back, which SoftHSM2
+ * (and other modules that find tokens only in C_Initialize) would
+ * otherwise never list again.  Does nothing, and returns 0, unless the
+ * module is ours to finalize, no other signer is inside the module, none of
+ * our sessions is open in another module (p11-kit-proxy may share this one
+ * under another name), and the last attempt was a second ago or more.
+ * Every session opened before in this module is gone afterwards, the other
+ * signers' too: they see gen changed and open a new one (p11_sign).
+ * Returns 1 if the module was initialized again.  Called with no lock held
+ * but the signer's own.
+ */
+static int p11_module_reinit(struct p11_module *m)
+{
+	CK_C_INITIALIZE_ARGS args;
+	struct p11_module *o;
+	struct timespec now;
+	int done = 0;
+	CK_RV rv;
+
+	if(!m->owned || pthread_rwlock_trywrlock(&m->use) != 0)
+		return 0;
+	pthread_mutex_lock(&p11_lock);
+	for(o = p11_modules; o; o = o->next) {
+		if(o != m && o->nslots > 0)
+			goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if((m->reinit_at.tv_sec || m->reinit_at.tv_nsec) &&
+	   (now.tv_sec - m->reinit_at.tv_sec) * 1000000000L +
+	   (now.tv_nsec - m->reinit_at.tv_nsec) < 1000000000L)
+		goto out;
+	m->reinit_at = now;
+	if(!m->uninit)
+		m->f->C_Finalize(NULL);
+	memset(&args, 0, sizeof args);
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = m->f->C_Initialize(&args);
+	m->uninit = rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	m->gen++;
+	m->nslots = 0;
+	done = !m->uninit;
+out:
+	pthread_mutex_unlock(&p11_lock);
+	pthread_rwlock_unlock(&m->use);
+	return done;
 }
 
 /* Counts one more session of ours on slot id.  Called with p11_lock held. */
@@ -397,6 +466,7 @@ struct p11_signer {
 	char token[33];              /* the token's label, for messages */
 	char object[192];            /* "labelled 'x' with id 01", ditto */
 	CK_SESSION_HANDLE session;
+	unsigned long gen;           /* mod->gen when the session was opened */
 	int have_session;
 	int login;                   /* the session is logged in by us */
 	int session_bad;             /* a sign operation may be left active */
@@ -729,6 +799,7 @@ static sg_status p11_session_open(struct p11_signer *ps)
 		return rc;
 	}
 	ps->session = h;
+	ps->gen = ps->mod->gen;
 	ps->have_session = 1;
 	ps->login = login;
 	ps->session_bad = 0;
@@ -748,6 +819,13 @@ static void p11_session_close(struct p11_signer *ps)
 
 	if(!ps->have_session)
 		return;
+	if(ps->gen != ps->mod->gen) {
+		/* The module was initialized again since: the session and
+		 * its login went with it, and the handle is not ours now. */
+		ps->have_session = 0;
+		ps->login = 0;
+		return;
+	}
 	pthread_mutex_lock(&p11_lock);
 	last = p11_slot_unref(ps->mod, ps->slot);
 	if(last && ps->login && ps->mod->owned)
@@ -952,7 +1030,9 @@ static void p11_signer_free(void *ctx)
 	if(!ps)
 		return;
 	if(ps->mod) {
+		pthread_rwlock_rdlock(&ps->mod->use);
 		p11_session_close(ps);
+		pthread_rwlock_unlock(&ps->mod->use);
 		p11_module_put(ps->mod);
 	}
 	if(ps->pin)
@@ -1160,10 +1240,46 @@ out:
 }
 
 /*
- * Signs on the signer's one session, one caller at a time.  If the token
- * says the session is gone (p11_session_lost), the session is replaced
- * and the signature tried once more (p11_reconnect); a second failure is
- * returned.
+ * One signature on the signer's session, opening a new one first if it is
+ * gone or stale; if the token says the session was lost on the way
+ * (p11_session_lost), the session is replaced and the signature tried once
+ * more.  *lost: a new session could not be had (the token may be away).
+ * Called with ps->lock held and the module's use lock shared.
+ */
+static sg_status p11_sign_session(struct p11_signer *ps,
+                                  CK_MECHANISM_TYPE mech,
+                                  const unsigned char *in, size_t inlen,
+                                  CK_ULONG maxsig, unsigned char **raw,
+                                  CK_ULONG *rawlen, int *lost)
+{
+	char buf[32];
+	sg_status rc = SG_OK;
+	CK_RV rv = CKR_OK;
+
+	*lost = 0;
+	if(!ps->have_session || ps->session_bad || ps->gen != ps->mod->gen) {
+		rc = p11_reconnect(ps);
+		*lost = rc != SG_OK;
+		if(rc)
+			return rc;
+	}
+	rc = p11_sign_once(ps, mech, in, inlen, maxsig, raw, rawlen, &rv);
+	if(!rc || !p11_session_lost(rv))
+		return rc;
+	rc = p11_reconnect(ps);
+	if(rc) {
+		*lost = 1;
+		return sg_fail_prefix(rc, "session lost (%s); reconnecting",
+		                      p11_rv_name(rv, buf, sizeof buf));
+	}
+	return p11_sign_once(ps, mech, in, inlen, maxsig, raw, rawlen, &rv);
+}
+
+/*
+ * Signs, one caller of the signer at a time.  When no session can be had,
+ * the module is initialized again (p11_module_reinit: a token that came
+ * back is listed only then, by some modules) and the signature tried once
+ * more; the failure is returned if that does not help.
  */
 static sg_status p11_sign(void *ctx, sg_md md, const unsigned char *digest,
                           size_t dlen, unsigned char **sig, size_t *siglen)
@@ -1174,9 +1290,8 @@ static sg_status p11_sign(void *ctx, sg_md md, const unsigned char *digest,
 	size_t inlen;
 	CK_MECHANISM_TYPE mech;
 	CK_ULONG rawlen = 0, maxsig;
-	char buf[32];
 	sg_status rc;
-	CK_RV rv = CKR_OK;
+	int lost;
 
 	if(sig)
 		*sig = NULL;
@@ -1205,23 +1320,17 @@ static sg_status p11_sign(void *ctx, sg_md md, const unsigned char *digest,
 	}
 
 	pthread_mutex_lock(&ps->lock);
-	rc = SG_OK;
-	if(!ps->have_session || ps->session_bad)
-		rc = p11_reconnect(ps);
-	if(!rc) {
-		rc = p11_sign_once(ps, mech, in, inlen, maxsig, &raw, &rawlen,
-		                   &rv);
-		if(rc && p11_session_lost(rv)) {
-			rc = p11_reconnect(ps);
-			if(rc)
-				rc = sg_fail_prefix(rc, "session lost (%s); "
-				                    "reconnecting",
-				                    p11_rv_name(rv, buf,
-				                                sizeof buf));
-			else
-				rc = p11_sign_once(ps, mech, in, inlen, maxsig,
-				                   &raw, &rawlen, &rv);
-		}
+	pthread_rwlock_rdlock(&ps->mod->use);
+	rc = p11_sign_session(ps, mech, in, inlen, maxsig, &raw, &rawlen,
+	                      &lost);
+	pthread_rwlock_unlock(&ps->mod->use);
+	if(rc && lost && p11_module_reinit(ps->mod)) {
+		pthread_rwlock_rdlock(&ps->mod->use);
+		rc = p11_sign_session(ps, mech, in, inlen, maxsig, &raw,
+		                      &rawlen, &lost);
+		pthread_rwlock_unlock(&ps->mod->use);
+		if(rc)
+			rc = sg_fail_prefix(rc, "module initialized again");
 	}
 	pthread_mutex_unlock(&ps->lock);
 	if(rc)
@@ -1278,13 +1387,38 @@ static sg_status p11_parse_uri(struct p11_signer *ps, const char *uri,
 	return SG_OK;
 }
 
+/*
+ * Checks the module, finds the token, logs in and finds the key (and, if
+ * cert_out, its certificate).  Called with the module's use lock shared.
+ */
+static sg_status p11_open_key(struct p11_signer *ps, X509 **cert_out)
+{
+	sg_status rc;
+
+	rc = p11_check_module(ps);
+	if(!rc)
+		rc = p11_find_slot(ps);
+	if(!rc)
+		rc = p11_session_open(ps);
+	if(!rc)
+		rc = p11_find_key(ps, &ps->key, &ps->key_type);
+	if(rc)
+		return rc;
+	if(ps->key_type != CKK_RSA && ps->key_type != CKK_EC)
+		return sg_fail(SG_ERR_UNSUPPORTED, "the private key%s%s on "
+		               "token '%s' has key type 0x%lx; signgate signs "
+		               "with RSA and EC keys", ps->object[0] ? " " : "",
+		               ps->object, ps->token,
+		               (unsigned long)ps->key_type);
+	return cert_out ? p11_find_cert(ps, cert_out) : SG_OK;
+}
+
 sg_status sg_pkcs11_open(const char *uri, const char *pin,
                          const struct sg_signer_ops **ops, void **ctx,
                          sg_key_type *type_out, X509 **cert_out)
 {
 	struct p11_signer *ps = NULL;
 	const char *path;
-	sg_key_type type;
 	sg_status rc;
 
 	if(ops)
@@ -1317,40 +1451,14 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 	rc = p11_module_get(path, &ps->mod);
 	if(rc)
 		goto out;
-	rc = p11_check_module(ps);
+	pthread_rwlock_rdlock(&ps->mod->use);
+	rc = p11_open_key(ps, cert_out);
+	pthread_rwlock_unlock(&ps->mod->use);
 	if(rc)
 		goto out;
-	rc = p11_find_slot(ps);
-	if(rc)
-		goto out;
-	rc = p11_session_open(ps);
-	if(rc)
-		goto out;
-	rc = p11_find_key(ps, &ps->key, &ps->key_type);
-	if(rc)
-		goto out;
-	switch(ps->key_type) {
-	case CKK_RSA:
-		type = SG_KEY_RSA;
-		break;
-	case CKK_EC:
-		type = SG_KEY_EC;
-		break;
-	default:
-		rc = sg_fail(SG_ERR_UNSUPPORTED, "the private key%s%s on token "
-		             "'%s' has key type 0x%lx; signgate signs with RSA "
-		             "and EC keys", ps->object[0] ? " " : "",
-		             ps->object, ps->token, (unsigned long)ps->key_type);
-		goto out;
-	}
-	if(cert_out) {
-		rc = p11_find_cert(ps, cert_out);
-		if(rc)
-			goto out;
-	}
 	*ops = &p11_ops;
 	*ctx = ps;
-	*type_out = type;
+	*type_out = ps->key_type == CKK_RSA ? SG_KEY_RSA : SG_KEY_EC;
 	ps = NULL;
 out:
 	p11_signer_free(ps);
