@@ -42,6 +42,9 @@ typedef struct sg_remote_opts {
  * traffic happens here.  Owned by the caller: sg_remote_free().
  */
 sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out);
+/* Checks a service URL as sg_remote_new() does: https, a host and a port
+ * libcurl accepts (1 to 65535), no user:password, query or fragment. */
+sg_status sg_remote_check_url(const char *url);
 void sg_remote_free(sg_remote *r);
 
 /* Checks the connection once (GET /v1/keys): reachable, TLS trusted, the

@@ -54,30 +54,51 @@ static char *remote_strdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Checks a base URL: https, no user:password, no query or fragment. */
-static sg_status remote_check_url(const char *url)
+sg_status sg_remote_check_url(const char *url)
 {
 	const char *auth, *end;
+	char *port = NULL;
+	CURLUcode uc;
+	CURLU *u;
+	long n;
 
 	if(!url || !*url)
 		return sg_fail(SG_ERR_USAGE, "no signing service URL given (service_url)");
 	if(strncasecmp(url, "https://", 8))
-		return sg_fail(SG_ERR_USAGE, "signing service URL '%s' must start with https:// "
+		return sg_fail(SG_ERR_USAGE, "signing service URL '%.200s' must start with https:// "
 		               "(the bearer token must not travel in clear)", url);
+	for(const char *p = url; *p; p++)
+		if((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return sg_fail(SG_ERR_USAGE, "signing service URL contains a space or a "
+			               "non-ASCII character");
 	auth = url + 8;
 	end = auth + strcspn(auth, "/?#");
 	if(memchr(auth, '@', (size_t)(end - auth)))
 		return sg_fail(SG_ERR_USAGE, "signing service URL must not carry a user name or "
 		               "password; the token is given separately");
 	if(end == auth)
-		return sg_fail(SG_ERR_USAGE, "signing service URL '%s' has no host", url);
+		return sg_fail(SG_ERR_USAGE, "signing service URL '%.200s' has no host", url);
 	if(strpbrk(url, "?#"))
-		return sg_fail(SG_ERR_USAGE, "signing service URL '%s' must not have a query or "
+		return sg_fail(SG_ERR_USAGE, "signing service URL '%.200s' must not have a query or "
 		               "fragment", url);
-	for(const char *p = url; *p; p++)
-		if((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return sg_fail(SG_ERR_USAGE, "signing service URL contains a space or a "
-			               "non-ASCII character");
+	/* libcurl's own parser, so that what is accepted here is what it will
+	 * connect to: host name or address syntax, a port of 1 to 65535. */
+	u = curl_url();
+	if(!u)
+		return sg_fail(SG_ERR_NOMEM, "out of memory checking a URL");
+	uc = curl_url_set(u, CURLUPART_URL, url, 0);
+	if(!uc)
+		uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	n = port ? strtol(port, NULL, 10) : 0;
+	curl_free(port);
+	curl_url_cleanup(u);
+	if(uc)
+		return sg_fail(SG_ERR_USAGE, "signing service URL '%.200s': %s", url,
+		               uc == CURLUE_BAD_PORT_NUMBER ? "the port must be a number from 1 to 65535"
+		                                            : curl_url_strerror(uc));
+	if(n < 1 || n > 65535)
+		return sg_fail(SG_ERR_USAGE, "signing service URL '%.200s': the port must be a "
+		               "number from 1 to 65535", url);
 	return SG_OK;
 }
 
@@ -90,7 +111,7 @@ sg_status sg_remote_new(const sg_remote_opts *o, sg_remote **out)
 	sg_status rc;
 
 	*out = NULL;
-	rc = remote_check_url(o->url);
+	rc = sg_remote_check_url(o->url);
 	if(rc)
 		return rc;
 	if(!o->key || !*o->key)

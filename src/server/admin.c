@@ -1607,12 +1607,8 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 	if(service) {
 		if((why = admin_line_value(url)))
 			admin_bad(&v, "service_url", why);
-		else if(strncasecmp(url, "https://", 8) || strlen(url) < 9 ||
-		        strspn(url + 8, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                        "0123456789.-_~:/[]") != strlen(url + 8) ||
-		        url[8] == '/' || url[8] == ':')
-			admin_bad(&v, "service_url", "must be https://HOST[:PORT][/PATH], with a host "
-			          "name or address (the token must not travel in clear)");
+		else if(sg_remote_check_url(url))
+			admin_bad(&v, "service_url", sg_last_error());
 		if(!*key || strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		                        "0123456789._-") != strlen(key) || strlen(key) > 64)
 			admin_bad(&v, "service_key", "the key's name at the service: letters, digits, "

@@ -523,6 +523,15 @@ grep -q "refused a POST /conf/proxy from 127.0.0.1:[0-9]*: its Origin is another
 # the control: the same with this page's Origin and the token works
 code=$(post c1 "$A/conf/test" "$W/c1-test.html" -H "Origin: $A" --data-urlencode "csrf@$W/c1.csrf")
 [[ $code == 200 ]] && grep -q 'id="test-result" class="ok"' "$W/c1-test.html" && ok "11. control: POST /conf/test with token and own Origin: 200, OK" || bad "11. control POST: HTTP $code"
+# A service URL libcurl would not take is refused beside its field.
+H0=$(sha "$ACFG")
+for bad_url in 'https://127.0.0.1:99999' 'https://127.0.0.1:0' 'http://127.0.0.1:8443' 'https://user@127.0.0.1:8443'; do
+	code=$(post c1 "$A/conf/method" "$W/c1-url.html" -H "Origin: $A" --data-urlencode "csrf@$W/c1.csrf" \
+		--data-urlencode sign_method=service --data-urlencode "service_url=$bad_url" --data-urlencode service_key=codesign)
+	msg=$(grep -o 'id="err-service_url"[^>]*>[^<]*' "$W/c1-url.html" | sed 's/.*>//')
+	[[ -n $msg ]] && ok "11. service_url $bad_url refused (HTTP $code): $msg" || bad "11. service_url $bad_url: HTTP $code, no message beside the field"
+done
+[[ $(sha "$ACFG") == "$H0" ]] && ok "11. refused service URLs left the config as it was" || bad "11. a refused service URL changed the config"
 
 # First start without a password: the setup code.
 mkdir -p "$W/b"
