@@ -40,6 +40,15 @@ sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out);
 sg_status sg_ac_read_content(PKCS7 *p7, sg_md *md, unsigned char *digest,
                              const unsigned char **content, long *content_len);
 
+/* The checks a TimeStampResp body gets from the timestamp client
+ * (timestamp.c), against a request of that imprint and nonce: status,
+ * imprint, nonce, the TSA's certificate present.  The token, exactly as
+ * received, in *tok (free()).  For the fuzz harness; the client calls the
+ * same code. */
+sg_status sg_ts_parse_reply_der(const unsigned char *body, size_t len, int imprint_nid,
+                               const unsigned char *imprint, size_t imprint_len,
+                               const ASN1_INTEGER *nonce, unsigned char **tok, size_t *toklen);
+
 /* Signature entry idx of the file (see format.h). */
 sg_status sg_file_get_signature_n(sg_file *f, unsigned idx, unsigned char **der,
                                   size_t *len);

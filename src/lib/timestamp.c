@@ -426,6 +426,26 @@ out:
 	return rc;
 }
 
+sg_status sg_ts_parse_reply_der(const unsigned char *body, size_t len, int imprint_nid,
+                               const unsigned char *imprint, size_t imprint_len,
+                               const ASN1_INTEGER *nonce, unsigned char **tok, size_t *toklen)
+{
+	ts_reply rep;
+	struct ts_request r;
+
+	if(imprint_len > sizeof(r.imprint))
+		return sg_fail(SG_ERR_USAGE, "message imprint of %zu bytes", imprint_len);
+	memset(&rep, 0, sizeof(rep));
+	memset(&r, 0, sizeof(r));
+	rep.body.p = (unsigned char *)body;   /* only read */
+	rep.body.len = len;
+	r.imprint_nid = imprint_nid;
+	memcpy(r.imprint, imprint, imprint_len);
+	r.imprint_len = imprint_len;
+	r.nonce = (ASN1_INTEGER *)nonce;      /* only read */
+	return ts_parse_reply(&rep, &r, tok, toklen);
+}
+
 /* The verdict on one URL's final attempt; the token on success. */
 static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const ts_reply *rep,
                           int attempts, const struct ts_request *r, unsigned char **tok,

@@ -145,8 +145,8 @@ static void ac_time_fail(sg_sig_report *rep, X509_STORE_CTX *ctx, int err, int a
 	static const char *const why[] = {
 		[AC_AT_NOW] = "the signature has no timestamp",
 		[AC_AT_TIMESTAMP] = "the time of the timestamp",
-		[AC_AT_NOW_LIFETIME] = "the signer certificate has the lifetime-signing "
-		                       "usage, so its timestamp does not count",
+		[AC_AT_NOW_LIFETIME] = ("the signer certificate has the lifetime-signing "
+		                        "usage, so its timestamp does not count"),
 	};
 	X509 *x = X509_STORE_CTX_get_current_cert(ctx);
 	int depth = X509_STORE_CTX_get_error_depth(ctx), expired = err == X509_V_ERR_CERT_HAS_EXPIRED;

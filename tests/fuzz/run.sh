@@ -4,6 +4,7 @@
 # committed corpus.  New inputs go to build-fuzz/corpus-NAME; crashes to
 # build-fuzz/crash-*.  Copy interesting finds into tests/fuzz/corpus/NAME.
 set -euo pipefail
+# FUZZ_ONLY="pkcs7 timestamp" runs those harnesses only.
 cd "$(dirname "$0")/../.."
 SECS=${FUZZ_SECONDS:-60}
 B=build-fuzz
@@ -16,10 +17,10 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/lib -Isrc/serv
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_DEFAULT_SOURCE"
 LIBS="$B/lib/libsigngate_server.a $B/lib/libsigngate.a $(pkg-config --libs p11-kit-1 jansson inih libevent_openssl libevent_pthreads libcurl) -lssl -lcrypto -ldl -lpthread"
 fails=0
-fails=0
-for h in pe config request; do
+for h in ${FUZZ_ONLY:-pe pkcs7 timestamp config request}; do
 	# shellcheck disable=SC2086
-	clang $FLAGS -DSG_FUZZ_CA="\"$PWD/tests/kat/cert.pem\"" tests/fuzz/fuzz_$h.c $LIBS -o "$B/fuzz_$h"
+	clang $FLAGS -DSG_FUZZ_CA="\"$PWD/tests/kat/cert.pem\"" -DSG_FUZZ_KEY="\"$PWD/tests/kat/key.pem\"" \
+		-DSG_FUZZ_PE="\"$PWD/tests/fuzz/corpus/pe/tiny.exe\"" tests/fuzz/fuzz_$h.c $LIBS -o "$B/fuzz_$h"
 	mkdir -p "$B/corpus-$h"
 	echo "fuzz_$h: $SECS s"
 	if "$B/fuzz_$h" -print_final_stats=1 -max_total_time="$SECS" -max_len=65536 -artifact_prefix="$B/" \
