@@ -468,6 +468,7 @@ sg_status sg_ac_parse(const unsigned char *der, size_t len, PKCS7 **out)
 	PKCS7 *p7;
 
 	*out = NULL;
+	sg_spc_init();
 	if(len > LONG_MAX)
 		return sg_fail(SG_ERR_TOO_LARGE, "signature too large");
 	p7 = d2i_PKCS7(NULL, &p, (long)len);

@@ -48,9 +48,10 @@ static void *tee_writer(void *arg)
 
 	pthread_mutex_lock(&t->lock);
 	for(;;) {
-		int idx;
+		int idx, failed;
 		size_t len;
 		uint64_t off;
+		sg_status rc = SG_OK;
 
 		while(!t->qlen && !t->closing)
 			pthread_cond_wait(&t->cond, &t->lock);
@@ -59,14 +60,14 @@ static void *tee_writer(void *arg)
 		idx = t->queue[t->qhead];
 		len = t->qsize[t->qhead];
 		off = t->qoff[t->qhead];
+		failed = t->rc != SG_OK;
 		pthread_mutex_unlock(&t->lock);
 
-		if(!t->rc) {
-			sg_status rc = sg_write_all(t->fd, t->bufs[idx], len);
-			if(rc) {
-				snprintf(t->err, sizeof(t->err), "%s", sg_last_error());
-				t->rc = rc;
-			} else {
+		/* t->rc and t->err change under the lock only: sg_tee_push
+		 * reads them from the reading thread. */
+		if(!failed) {
+			rc = sg_write_all(t->fd, t->bufs[idx], len);
+			if(!rc) {
 				if(t->fn)
 					t->fn(t->arg, off, t->bufs[idx], len);
 				/* Start writeback now, so the final fsync has little
@@ -81,6 +82,10 @@ static void *tee_writer(void *arg)
 		}
 
 		pthread_mutex_lock(&t->lock);
+		if(rc) {
+			snprintf(t->err, sizeof(t->err), "%s", sg_last_error());
+			t->rc = rc;
+		}
 		t->qhead = (t->qhead + 1) % SG_TEE_BUFS;
 		t->qlen--;
 		t->freelist[t->nfree++] = idx;

@@ -79,6 +79,7 @@
 #include <openssl/evp.h>
 
 #include "../lib/internal.h"
+#include "../lib/spc.h"
 #include "admin.h"
 #include "config.h"
 #include "httpd.h"
@@ -1642,6 +1643,10 @@ int sg_serve_main(int argc, char **argv)
 	char *host = NULL, *listen_copy = NULL, where[300];
 	int opt, port, ret, sig, nsign;
 	sg_status rc;
+
+	/* Authenticode's OIDs are added to OpenSSL's table before any thread
+	 * starts: OpenSSL 3.0 reads that table without a lock. */
+	sg_spc_init();
 
 	optind = 1;
 	while((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "../lib/internal.h"
+#include "../lib/spc.h"
 #include "../lib/tsa.h"
 #include "audit.h"
 #include "config.h"
@@ -867,6 +868,10 @@ int sg_service_main(int argc, char **argv)
 	sg_httpd *h = NULL;
 	sg_status rc;
 	int c, ret = 2;
+
+	/* Authenticode's OIDs are added to OpenSSL's table before any thread
+	 * starts: OpenSSL 3.0 reads that table without a lock. */
+	sg_spc_init();
 
 	optind = 1;
 	while((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
