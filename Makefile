@@ -1,12 +1,13 @@
 # Entry points.  `make demo`: the main job end to end.  `make check`: the
-# whole test suite, then again under ASan+UBSan.  Both install missing
-# Debian packages when run as root (otherwise they print the apt-get line).
+# whole test suite, again under ASan+UBSan, then the threaded tests under
+# TSan.  Both install missing Debian packages when run as root (otherwise
+# they print the apt-get line).
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CI_FLAGS = $(if $(CI),-DSG_WERROR=ON,)
 
-.PHONY: all deps build check test asan demo bench fuzz clean
+.PHONY: all deps build check test asan tsan demo bench fuzz clean
 
 all: build
 
@@ -27,7 +28,13 @@ asan: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)
 
-check: test asan
+# The tests where threads meet (servers under load and faults, the PKCS#11
+# backend), built with ThreadSanitizer; any report fails (tests/tsan.sh).
+tsan: deps
+	@$(MAKE) --no-print-directory build BUILD=build-tsan CMAKE_FLAGS="-DSG_TSAN=ON"
+	@bash tests/tsan.sh build-tsan $(JOBS)
+
+check: test asan tsan
 
 demo: build
 	@bash scripts/demo.sh
@@ -39,4 +46,4 @@ fuzz: deps
 	@bash tests/fuzz/run.sh
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz
