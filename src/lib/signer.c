@@ -77,14 +77,58 @@ void sg_signer_free(sg_signer *s)
 	free(s);
 }
 
+/* 1 if sig over digest verifies with cert's public key. */
+static int signer_sig_matches(X509 *cert, sg_md md, const unsigned char *digest,
+                              size_t dlen, const unsigned char *sig,
+                              size_t siglen)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	EVP_PKEY_CTX *pctx;
+	int ok = 0;
+
+	if(!pub)
+		return 0;
+	pctx = EVP_PKEY_CTX_new(pub, NULL);
+	if(pctx && EVP_PKEY_verify_init(pctx) > 0 &&
+	   (!EVP_PKEY_is_a(pub, "RSA") ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0) &&
+	   EVP_PKEY_CTX_set_signature_md(pctx, sg_md_evp(md)) > 0)
+		ok = EVP_PKEY_verify(pctx, sig, siglen, digest, dlen) == 1;
+	EVP_PKEY_CTX_free(pctx);
+	ERR_clear_error();
+	return ok;
+}
+
+/*
+ * Every signature is checked with the certificate's public key before it is
+ * used: a key that is no longer the one opened (a token swapped for another
+ * with the same label, on a module without serial numbers to tell them
+ * apart) or a faulty signature from the device never goes out.  An RSA or
+ * P-256 verification costs far less than the signature.
+ */
 sg_status sg_signer_sign_digest(sg_signer *s, sg_md md,
                                 const unsigned char *digest, size_t dlen,
                                 unsigned char **sig, size_t *siglen)
 {
+	sg_status rc;
+
 	if(dlen != sg_md_size(md))
 		return sg_fail(SG_ERR_USAGE, "digest is %zu bytes, %s needs %zu", dlen,
 		               sg_md_name(md), sg_md_size(md));
-	return s->ops->sign(s->ctx, md, digest, dlen, sig, siglen);
+	rc = s->ops->sign(s->ctx, md, digest, dlen, sig, siglen);
+	if(rc)
+		return rc;
+	if(!signer_sig_matches(s->leaf, md, digest, dlen, *sig, *siglen)) {
+		free(*sig);
+		*sig = NULL;
+		*siglen = 0;
+		return sg_fail(SG_ERR_KEY,
+		               "the key made a signature that does not verify with the "
+		               "certificate of %s: it is not the key that was opened (a "
+		               "token swapped for another?) or the device is faulty; not "
+		               "signing", s->subject);
+	}
+	return SG_OK;
 }
 
 sg_status sg_signer_chain_pem(const sg_signer *s, char **pem)
@@ -154,28 +198,6 @@ out:
 	BIO_free(b);
 	free(buf);
 	return rc;
-}
-
-/* 1 if sig over digest verifies with cert's public key. */
-static int signer_sig_matches(X509 *cert, sg_md md, const unsigned char *digest,
-                              size_t dlen, const unsigned char *sig,
-                              size_t siglen)
-{
-	EVP_PKEY *pub = X509_get0_pubkey(cert);
-	EVP_PKEY_CTX *pctx;
-	int ok = 0;
-
-	if(!pub)
-		return 0;
-	pctx = EVP_PKEY_CTX_new(pub, NULL);
-	if(pctx && EVP_PKEY_verify_init(pctx) > 0 &&
-	   (!EVP_PKEY_is_a(pub, "RSA") ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0) &&
-	   EVP_PKEY_CTX_set_signature_md(pctx, sg_md_evp(md)) > 0)
-		ok = EVP_PKEY_verify(pctx, sig, siglen, digest, dlen) == 1;
-	EVP_PKEY_CTX_free(pctx);
-	ERR_clear_error();
-	return ok;
 }
 
 /*
