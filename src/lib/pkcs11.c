@@ -233,7 +233,8 @@ struct p11_module {
 	pthread_rwlock_t use;
 	unsigned long gen;
 	struct timespec reinit_at;   /* CLOCK_MONOTONIC of the last attempt */
-	int uninit;                  /* the last C_Initialize failed */
+	int uninit;                  /* the last C_Initialize failed: */
+	CK_RV init_rv;               /* with this */
 };
 
 /*
@@ -406,6 +407,7 @@ static int p11_module_reinit(struct p11_module *m)
 	args.flags = CKF_OS_LOCKING_OK;
 	rv = m->f->C_Initialize(&args);
 	m->uninit = rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	m->init_rv = rv;
 	m->gen++;
 	m->nslots = 0;
 	done = !m->uninit;
@@ -413,6 +415,23 @@ out:
 	pthread_mutex_unlock(&p11_lock);
 	pthread_rwlock_unlock(&m->use);
 	return done;
+}
+
+/*
+ * Fails if the module's last C_Initialize (p11_module_reinit) failed: every
+ * call would say CKR_CRYPTOKI_NOT_INITIALIZED, which hides why.  Called
+ * with the module's use lock shared.
+ */
+static sg_status p11_module_check_init(struct p11_module *m)
+{
+	char buf[32];
+
+	if(!m->uninit)
+		return SG_OK;
+	return sg_fail(SG_ERR_HSM, "module '%s' could not be initialized "
+	               "again (C_Initialize: %s); trying again at most once "
+	               "a second", m->path,
+	               p11_rv_name(m->init_rv, buf, sizeof buf));
 }
 
 /* Counts one more session of ours on slot id.  Called with p11_lock held. */
@@ -464,12 +483,22 @@ struct p11_signer {
 	CK_SLOT_ID slot;
 	CK_FLAGS token_flags;
 	char token[33];              /* the token's label, for messages */
+	/* The serial number of the token the key was first found on; a
+	 * reconnect takes no other (a token swapped for another with the same
+	 * label holds another key).  have_serial: it was not blank. */
+	unsigned char serial[16];
+	int have_serial;
 	char object[192];            /* "labelled 'x' with id 01", ditto */
 	CK_SESSION_HANDLE session;
 	unsigned long gen;           /* mod->gen when the session was opened */
 	int have_session;
 	int login;                   /* the session is logged in by us */
 	int session_bad;             /* a sign operation may be left active */
+	/* The token refused the PIN on a reconnect: logging in again with it
+	 * would only count down the token's tries until it locks, so no more
+	 * are made; the signer must be opened anew (restart, or the admin
+	 * page's Save).  The status it failed with. */
+	sg_status pin_refused;
 	CK_OBJECT_HANDLE key;
 	CK_KEY_TYPE key_type;
 	/* The PIN, kept only to log in again on reconnect; from
@@ -705,8 +734,9 @@ static sg_status p11_slot_list(struct p11_signer *ps, CK_SLOT_ID **slots,
 
 /*
  * Finds the one initialized token that matches the URI (label, serial,
- * manufacturer, model; slot-id and slot-* if given): sets ps->slot,
- * ps->token and ps->token_flags.
+ * manufacturer, model; slot-id and slot-* if given) and, once the key was
+ * opened, has the serial number it had then: sets ps->slot, ps->token,
+ * ps->token_flags and ps->serial.
  */
 static sg_status p11_find_slot(struct p11_signer *ps)
 {
@@ -715,7 +745,8 @@ static sg_status p11_find_slot(struct p11_signer *ps)
 	CK_ULONG n = 0, i, nmatch = 0;
 	CK_SLOT_INFO si;
 	CK_TOKEN_INFO ti;
-	char seen[512] = "", label[33], desc[160];
+	char seen[512] = "", label[33], desc[160], other[17], was[17];
+	CK_ULONG nother = 0;
 	size_t len = 0;
 	sg_status rc;
 
@@ -737,13 +768,30 @@ static sg_status p11_find_slot(struct p11_signer *ps)
 		   !p11_kit_uri_match_slot_info(ps->uri, &si) ||
 		   !p11_kit_uri_match_token_info(ps->uri, &ti))
 			continue;
+		if(ps->have_serial && memcmp(ti.serialNumber, ps->serial,
+		                             sizeof ps->serial) != 0) {
+			if(nother++ == 0)
+				p11_text(ti.serialNumber,
+				         sizeof ti.serialNumber, other,
+				         sizeof other);
+			continue;
+		}
 		if(nmatch++ == 0) {
 			ps->slot = slots[i];
 			ps->token_flags = ti.flags;
 			memcpy(ps->token, label, sizeof ps->token);
+			memcpy(ps->serial, ti.serialNumber, sizeof ps->serial);
 		}
 	}
 	free(slots);
+	if(nmatch == 0 && nother > 0) {
+		p11_text(ps->serial, sizeof ps->serial, was, sizeof was);
+		return sg_fail(SG_ERR_KEY, "token '%s' now has serial number "
+		               "'%s', not '%s' as when its key was opened: "
+		               "another token with the same label; not signing "
+		               "with it (put the token back, or restart to take "
+		               "the new one)", ps->token, other, was);
+	}
 	p11_describe_token(ps->uri, desc, sizeof desc);
 	if(nmatch == 0)
 		return sg_fail(SG_ERR_NOT_FOUND, "no PKCS#11 %s in module "
@@ -791,6 +839,8 @@ static sg_status p11_session_open(struct p11_signer *ps)
 		if(rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 			p11_slot_unref(ps->mod, ps->slot);
 			rc = p11_fail_rv(rv, "C_Login", "token", ps->token);
+			if(rc == SG_ERR_PIN)
+				ps->pin_refused = rc;
 		}
 	}
 	pthread_mutex_unlock(&p11_lock);
@@ -1257,9 +1307,21 @@ static sg_status p11_sign_session(struct p11_signer *ps,
 	CK_RV rv = CKR_OK;
 
 	*lost = 0;
+	if(ps->pin_refused)
+		return sg_fail(ps->pin_refused, "token '%s' refused the PIN "
+		               "when signgate logged in to it again; it makes "
+		               "no more tries, which would lock the token: "
+		               "set the right PIN, then restart the service "
+		               "(the download server: Save its signing "
+		               "settings)", ps->token);
 	if(!ps->have_session || ps->session_bad || ps->gen != ps->mod->gen) {
+		rc = p11_module_check_init(ps->mod);
+		if(rc) {
+			*lost = 1;
+			return rc;
+		}
 		rc = p11_reconnect(ps);
-		*lost = rc != SG_OK;
+		*lost = rc != SG_OK && !ps->pin_refused;
 		if(rc)
 			return rc;
 	}
@@ -1268,7 +1330,7 @@ static sg_status p11_sign_session(struct p11_signer *ps,
 		return rc;
 	rc = p11_reconnect(ps);
 	if(rc) {
-		*lost = 1;
+		*lost = !ps->pin_refused;
 		return sg_fail_prefix(rc, "session lost (%s); reconnecting",
 		                      p11_rv_name(rv, buf, sizeof buf));
 	}
@@ -1394,8 +1456,11 @@ static sg_status p11_parse_uri(struct p11_signer *ps, const char *uri,
 static sg_status p11_open_key(struct p11_signer *ps, X509 **cert_out)
 {
 	sg_status rc;
+	size_t i;
 
-	rc = p11_check_module(ps);
+	rc = p11_module_check_init(ps->mod);
+	if(!rc)
+		rc = p11_check_module(ps);
 	if(!rc)
 		rc = p11_find_slot(ps);
 	if(!rc)
@@ -1410,6 +1475,11 @@ static sg_status p11_open_key(struct p11_signer *ps, X509 **cert_out)
 		               "with RSA and EC keys", ps->object[0] ? " " : "",
 		               ps->object, ps->token,
 		               (unsigned long)ps->key_type);
+	/* Blank or zero: the module gives no serial numbers to tell tokens
+	 * apart by; sg_signer_sign_digest() still checks every signature. */
+	for(i = 0; i < sizeof ps->serial; i++)
+		if(ps->serial[i] != ' ' && ps->serial[i] != '\0')
+			ps->have_serial = 1;
 	return cert_out ? p11_find_cert(ps, cert_out) : SG_OK;
 }
 
@@ -1420,6 +1490,7 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 	struct p11_signer *ps = NULL;
 	const char *path;
 	sg_status rc;
+	int uninit;
 
 	if(ops)
 		*ops = NULL;
@@ -1451,6 +1522,13 @@ sg_status sg_pkcs11_open(const char *uri, const char *pin,
 	rc = p11_module_get(path, &ps->mod);
 	if(rc)
 		goto out;
+	/* A module whose last re-initialization failed (its signers' token
+	 * went away) gets another try before it is used. */
+	pthread_rwlock_rdlock(&ps->mod->use);
+	uninit = ps->mod->uninit;
+	pthread_rwlock_unlock(&ps->mod->use);
+	if(uninit)
+		p11_module_reinit(ps->mod);
 	pthread_rwlock_rdlock(&ps->mod->use);
 	rc = p11_open_key(ps, cert_out);
 	pthread_rwlock_unlock(&ps->mod->use);

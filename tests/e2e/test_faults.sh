@@ -3,7 +3,10 @@
 #  1. the HSM's token goes away while the signing service runs (SoftHSM2's
 #     token directory moved away, then put back), on a copy of the PKI, with
 #     requests for two keys on the token running all the while: 503 while
-#     it is away, signing again without a restart once it is back;
+#     it is away, signing again without a restart once it is back; swapped
+#     for another token with the same label (new keys): 503, never a
+#     signature that does not verify; its PIN changed: one failed login
+#     per key, then 503 without more tries;
 #  2. the signing service is killed (SIGKILL) and restarted while downloads
 #     run through the download server: every download is a complete, valid
 #     signed file or a 503 (refuse), or the original bytes (serve-unsigned);
@@ -31,6 +34,7 @@ cleanup() {
 	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
 	# The token directory must never stay moved away.
 	[[ -d $W/pki/tokens.away && ! -e $W/pki/tokens ]] && mv "$W/pki/tokens.away" "$W/pki/tokens"
+	[[ -d $W/pki/tokens.real ]] && rm -rf "$W/pki/tokens" && mv "$W/pki/tokens.real" "$W/pki/tokens"
 	return 0
 }
 trap cleanup EXIT
@@ -160,6 +164,96 @@ stop "$HSM_PID"
 SOFTHSM2_CONF=$W/pki/softhsm2.conf start hsm2 "$SIGNGATE" service --config "$W/hsm.ini" && HSM=$URL HSM_PID=$PID
 code=$(sign_req "$HSM")
 [[ $code == 200 ]] && sig_ok "token back, service restarted: signing works (the token is intact)" || bad "after restart: HTTP $code $(head -c 200 "$W/body")"
+
+# ------------------------------------------------------------------ 1b. another token, same label
+
+# A reconnect finds the token by its label: a token swapped for another
+# with the same label and PIN must not sign.  "fresh": a new token (another
+# serial number); "copy": a copy of the token with its two signing keys
+# replaced by new ones of the same labels and ids (same serial number too).
+PIN=$(cat "$W/pki/pin.txt")
+p11imp() { SOFTHSM2_CONF=$W/$1/softhsm2.conf pkcs11-tool --module "$MOD" --token-label signgate --login --pin "$PIN" "${@:2}" >/dev/null 2>&1; }
+newkeys() { p11imp "$1" --keypairgen --key-type rsa:3072 --label codesign-rsa --id 01 && p11imp "$1" --keypairgen --key-type EC:prime256v1 --label codesign-ec --id 02; }
+for imp in fresh copy; do
+	mkdir -p "$W/$imp"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$W/$imp/tokens" >"$W/$imp/softhsm2.conf"
+done
+mkdir "$W/fresh/tokens"
+SOFTHSM2_CONF=$W/fresh/softhsm2.conf softhsm2-util --init-token --free --label signgate --pin "$PIN" --so-pin 87654321 >/dev/null
+cp -a "$W/pki/tokens" "$W/copy/tokens"
+for k in codesign-rsa codesign-ec; do
+	for t in privkey pubkey; do p11imp copy --delete-object --type $t --label $k; done
+done
+newkeys fresh && newkeys copy || bad "could not make the impostor tokens"
+
+# sig_valid BODY: the signature in BODY attaches and verifies (quietly).
+sig_valid() {
+	python3 -c 'import json,base64,sys; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["signature"]))' \
+		"$1" "$1.der" 2>/dev/null \
+		&& "$SIGNGATE" attach-signature "$F" --signature "$1.der" -o "$1.exe" >/dev/null 2>&1 \
+		&& osslsigncode verify -CAfile "$PKI/root-ca.pem" -in "$1.exe" >/dev/null 2>&1
+}
+declare -A IMP_SAYS=([fresh]='now has serial number' [copy]='does not verify with the certificate')
+for imp in fresh copy; do
+	n0=$(wc -l <"$W/hsm.log")
+	mv "$W/pki/tokens" "$W/pki/tokens.real"
+	cp -a "$W/$imp/tokens" "$W/pki/tokens"
+	codes= badsig=0
+	for i in $(seq 1 12); do
+		req=$W/req.json; ((i % 2)) && req=$W/req-ec.json
+		code=$(sign_req "$HSM" "$req" "$W/imp.body")
+		codes+="$code "
+		[[ $code == 200 ]] && ! sig_valid "$W/imp.body" && badsig=$((badsig + 1))
+		sleep 0.25
+	done
+	says=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 -F "${IMP_SAYS[$imp]}")
+	[[ $badsig == 0 ]] && ok "token swapped ($imp): no signature that does not verify" \
+		|| bad "token swapped ($imp): $badsig answers 200 with a signature that does not verify ($codes)"
+	[[ $codes == *"503 503 503 503 " && -n $says ]] \
+		&& ok "token swapped ($imp): refused with 503, and the log says why" \
+		|| bad "token swapped ($imp): answers $codes; log: ${says:-nothing about '${IMP_SAYS[$imp]}'}"
+	echo "     $imp: ${says:0:240}"
+	rm -rf "$W/pki/tokens"
+	mv "$W/pki/tokens.real" "$W/pki/tokens"
+	back=
+	for _ in $(seq 1 50); do
+		code=$(sign_req "$HSM")
+		[[ $code == 200 ]] && { back=1; break; }
+		sleep 0.2
+	done
+	[[ -n $back ]] && sig_ok "token swapped ($imp) and put back: signing works again" \
+		|| bad "token swapped ($imp) and put back: still HTTP $code: $(head -c 200 "$W/body")"
+done
+
+# ------------------------------------------------------------------ 1c. the token's PIN changed
+
+# The token's PIN changes while the service runs (its login still holds);
+# then the token goes away and comes back, so the service must log in
+# again.  A wrong PIN counts down the token's tries: the service logs in
+# once per key, then refuses without trying again until it is restarted.
+n0=$(wc -l <"$W/hsm.log")
+p11pin() { SOFTHSM2_CONF=$W/pki/softhsm2.conf pkcs11-tool --module "$MOD" --token-label signgate --login --pin "$1" --change-pin --new-pin "$2" >/dev/null 2>&1; }
+p11pin "$PIN" 11223344 || bad "could not change the token's PIN"
+mv "$W/pki/tokens" "$W/pki/tokens.away"
+for _ in 1 2 3; do sign_req "$HSM" >/dev/null; sign_req "$HSM" "$W/req-ec.json" >/dev/null; sleep 0.4; done
+mv "$W/pki/tokens.away" "$W/pki/tokens"
+codes=
+for i in $(seq 1 20); do
+	req=$W/req.json; ((i % 2)) && req=$W/req-ec.json
+	codes+="$(sign_req "$HSM" "$req") "
+	sleep 0.15
+done
+logins=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -c 'C_Login')
+refused=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 'refused the PIN')
+[[ $codes != *200* && $logins -ge 1 && $logins -le 2 && -n $refused ]] \
+	&& ok "PIN changed: refused with 503; $logins failed login(s), one per key, no more" \
+	|| bad "PIN changed: answers $codes; $logins failed logins logged; ${refused:-no 'refused the PIN' in the log}"
+echo "     ${refused:0:240}"
+p11pin 11223344 "$PIN" || bad "could not change the token's PIN back"
+stop "$HSM_PID"
+SOFTHSM2_CONF=$W/pki/softhsm2.conf start hsm3 "$SIGNGATE" service --config "$W/hsm.ini" && HSM=$URL HSM_PID=$PID
+code=$(sign_req "$HSM")
+[[ $code == 200 ]] && sig_ok "PIN set back, service restarted: signing works" || bad "PIN set back, after restart: HTTP $code $(head -c 200 "$W/body")"
 stop "$HSM_PID"
 
 # ------------------------------------------------------------------ 2. the service killed mid-request
