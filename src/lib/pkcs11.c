@@ -430,8 +430,13 @@ static sg_status p11_module_check_init(struct p11_module *m)
 		return SG_OK;
 	return sg_fail(SG_ERR_HSM, "module '%s' could not be initialized "
 	               "again (C_Initialize: %s); trying again at most once "
-	               "a second", m->path,
-	               p11_rv_name(m->init_rv, buf, sizeof buf));
+	               "a second%s", m->path,
+	               p11_rv_name(m->init_rv, buf, sizeof buf),
+	               strstr(m->path, "softhsm")
+	                   ? " (SoftHSM2: can it read its configuration, "
+	                     "$SOFTHSM2_CONF or /etc/softhsm/softhsm2.conf, "
+	                     "and the tokendir named there?)"
+	                   : "");
 }
 
 /* Counts one more session of ours on slot id.  Called with p11_lock held. */
@@ -488,6 +493,7 @@ struct p11_signer {
 	 * label holds another key).  have_serial: it was not blank. */
 	unsigned char serial[16];
 	int have_serial;
+	int opened;                  /* the key was found once */
 	char object[192];            /* "labelled 'x' with id 01", ditto */
 	CK_SESSION_HANDLE session;
 	unsigned long gen;           /* mod->gen when the session was opened */
@@ -801,10 +807,15 @@ static sg_status p11_find_slot(struct p11_signer *ps)
 		                   ? " (SoftHSM2 reads its tokens from the directory in "
 		                     "$SOFTHSM2_CONF, default /etc/softhsm/softhsm2.conf: is it set?)"
 		                   : "");
+	/* Once the key was opened, the URI was good: a second token now is
+	 * the device's doing, not the caller's, and a reconnect may get past
+	 * it later. */
 	if(nmatch > 1)
-		return sg_fail(SG_ERR_USAGE, "%lu tokens match %s in module "
-		               "'%s' (%s): add token= or serial= to the URI",
-		               (unsigned long)nmatch, desc, ps->mod->path, seen);
+		return sg_fail(ps->opened ? SG_ERR_HSM : SG_ERR_USAGE,
+		               "%lu tokens match %s in module '%s' (%s): %s",
+		               (unsigned long)nmatch, desc, ps->mod->path, seen,
+		               ps->opened ? "not signing until only one does"
+		                          : "add token= or serial= to the URI");
 	return SG_OK;
 }
 
@@ -1480,6 +1491,7 @@ static sg_status p11_open_key(struct p11_signer *ps, X509 **cert_out)
 	for(i = 0; i < sizeof ps->serial; i++)
 		if(ps->serial[i] != ' ' && ps->serial[i] != '\0')
 			ps->have_serial = 1;
+	ps->opened = 1;
 	return cert_out ? p11_find_cert(ps, cert_out) : SG_OK;
 }
 

@@ -6,7 +6,8 @@
 #     it is away, signing again without a restart once it is back; swapped
 #     for another token with the same label (new keys): 503, never a
 #     signature that does not verify; its PIN changed: one failed login
-#     per key, then 503 without more tries;
+#     per key, then 503 without more tries; SoftHSM2's configuration gone
+#     too: C_Initialize's failure logged, recovery once it is back;
 #  2. the signing service is killed (SIGKILL) and restarted while downloads
 #     run through the download server: every download is a complete, valid
 #     signed file or a 503 (refuse), or the original bytes (serve-unsigned);
@@ -33,8 +34,12 @@ cleanup() {
 	kill_started
 	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
 	# The token directory must never stay moved away.
-	[[ -d $W/pki/tokens.away && ! -e $W/pki/tokens ]] && mv "$W/pki/tokens.away" "$W/pki/tokens"
-	[[ -d $W/pki/tokens.real ]] && rm -rf "$W/pki/tokens" && mv "$W/pki/tokens.real" "$W/pki/tokens"
+	[[ -d $W/pki/tokens.away && ! -e $W/pki/tokens ]] && mv -T "$W/pki/tokens.away" "$W/pki/tokens"
+	[[ -e $W/pki/softhsm2.conf.away ]] && mv -T "$W/pki/softhsm2.conf.away" "$W/pki/softhsm2.conf"
+	if [[ -d $W/pki/tokens.real ]]; then
+		[[ -e $W/pki/tokens ]] && mv -T "$W/pki/tokens" "$W/pki/tokens.gone"
+		mv -T "$W/pki/tokens.real" "$W/pki/tokens"
+	fi
 	return 0
 }
 trap cleanup EXIT
@@ -117,7 +122,7 @@ rm -f "$W/stop-hammer" "$W/hammer.codes"
 hammer &
 HAMMER=$!
 sleep 1
-mv "$W/pki/tokens" "$W/pki/tokens.away"
+mv -T "$W/pki/tokens" "$W/pki/tokens.away"
 # SoftHSM2 re-reads the token's object files before each operation; with
 # the directory gone it no longer finds the token (or its key).
 sleep 3
@@ -132,7 +137,7 @@ else bad "token gone: signing answered $codes: $(head -c 200 "$W/body")"; fi
 [[ $(health "$HSM") == 200 ]] && ok "token gone: /health still answers" || bad "token gone: /health"
 kill -0 "$HSM_PID" 2>/dev/null && ok "token gone: the service is still running" || bad "token gone: the service died"
 
-mv "$W/pki/tokens.away" "$W/pki/tokens"
+mv -T "$W/pki/tokens.away" "$W/pki/tokens"
 # SoftHSM2 finds its tokens only in C_Initialize, so a token whose
 # directory vanished stays gone until the module is initialized again:
 # the backend does that itself (p11_module_reinit, at most once a second)
@@ -196,7 +201,7 @@ sig_valid() {
 declare -A IMP_SAYS=([fresh]='now has serial number' [copy]='does not verify with the certificate')
 for imp in fresh copy; do
 	n0=$(wc -l <"$W/hsm.log")
-	mv "$W/pki/tokens" "$W/pki/tokens.real"
+	mv -T "$W/pki/tokens" "$W/pki/tokens.real"
 	cp -a "$W/$imp/tokens" "$W/pki/tokens"
 	codes= badsig=0
 	for i in $(seq 1 12); do
@@ -213,8 +218,10 @@ for imp in fresh copy; do
 		&& ok "token swapped ($imp): refused with 503, and the log says why" \
 		|| bad "token swapped ($imp): answers $codes; log: ${says:-nothing about '${IMP_SAYS[$imp]}'}"
 	echo "     $imp: ${says:0:240}"
-	rm -rf "$W/pki/tokens"
-	mv "$W/pki/tokens.real" "$W/pki/tokens"
+	# Renames only (mv -T never moves into a directory): SoftHSM2 may be
+	# writing into the impostor's directory at this moment.
+	mv -T "$W/pki/tokens" "$W/pki/tokens.$imp-out"
+	mv -T "$W/pki/tokens.real" "$W/pki/tokens"
 	back=
 	for _ in $(seq 1 50); do
 		code=$(sign_req "$HSM")
@@ -234,9 +241,9 @@ done
 n0=$(wc -l <"$W/hsm.log")
 p11pin() { SOFTHSM2_CONF=$W/pki/softhsm2.conf pkcs11-tool --module "$MOD" --token-label signgate --login --pin "$1" --change-pin --new-pin "$2" >/dev/null 2>&1; }
 p11pin "$PIN" 11223344 || bad "could not change the token's PIN"
-mv "$W/pki/tokens" "$W/pki/tokens.away"
+mv -T "$W/pki/tokens" "$W/pki/tokens.away"
 for _ in 1 2 3; do sign_req "$HSM" >/dev/null; sign_req "$HSM" "$W/req-ec.json" >/dev/null; sleep 0.4; done
-mv "$W/pki/tokens.away" "$W/pki/tokens"
+mv -T "$W/pki/tokens.away" "$W/pki/tokens"
 codes=
 for i in $(seq 1 20); do
 	req=$W/req.json; ((i % 2)) && req=$W/req-ec.json
@@ -254,6 +261,30 @@ stop "$HSM_PID"
 SOFTHSM2_CONF=$W/pki/softhsm2.conf start hsm3 "$SIGNGATE" service --config "$W/hsm.ini" && HSM=$URL HSM_PID=$PID
 code=$(sign_req "$HSM")
 [[ $code == 200 ]] && sig_ok "PIN set back, service restarted: signing works" || bad "PIN set back, after restart: HTTP $code $(head -c 200 "$W/body")"
+
+# ------------------------------------------------------------------ 1d. the module cannot start again
+
+# The token goes away with SoftHSM2's configuration file: re-initializing
+# the module fails (C_Initialize), which the log names; with both back,
+# signing works again without a restart.
+n0=$(wc -l <"$W/hsm.log")
+mv -T "$W/pki/tokens" "$W/pki/tokens.away"
+mv -T "$W/pki/softhsm2.conf" "$W/pki/softhsm2.conf.away"
+for _ in $(seq 1 8); do sign_req "$HSM" >/dev/null; sleep 0.3; done
+said=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 'could not be initialized again (C_Initialize: CKR_')
+mv -T "$W/pki/softhsm2.conf.away" "$W/pki/softhsm2.conf"
+mv -T "$W/pki/tokens.away" "$W/pki/tokens"
+[[ -n $said ]] && ok "module cannot be initialized: the log names C_Initialize's error" \
+	|| bad "module cannot be initialized: no 'could not be initialized again' in the log"
+echo "     ${said:0:240}"
+back=
+for _ in $(seq 1 50); do
+	code=$(sign_req "$HSM")
+	[[ $code == 200 ]] && { back=1; break; }
+	sleep 0.2
+done
+[[ -n $back ]] && sig_ok "module initialized again once its configuration is back: signing works" \
+	|| bad "configuration back: still HTTP $code: $(head -c 200 "$W/body")"
 stop "$HSM_PID"
 
 # ------------------------------------------------------------------ 2. the service killed mid-request
