@@ -147,17 +147,24 @@ trap 'echo; say "stopping"; exit 0' INT TERM
 
 # start NAME LOGFILE CMD...: runs CMD in the background; waits for "listening".
 start() {
-	local name=$1 out=$2; shift 2
+	local name=$1 out=$2 n0; shift 2
+	# The log goes on from earlier runs: show only this run's lines.
+	n0=$(wc -l < "$out" 2>/dev/null || echo 0)
 	"$@" > "$out.out" 2>> "$out" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		grep -q '^listening on' "$out.out" 2>/dev/null && return 0
 		if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-			say "$name failed to start:"; tail -5 "$out" >&2; exit 1
+			say "$name failed to start:"; tail -n +"$((n0 + 1))" "$out" | tail -5 >&2
+			if [[ $name == "download server" && $KEPT == 1 ]]; then
+				say "the settings the admin page left in demo/serve.ini cannot be used now:"
+				say "put them right there, or delete demo/serve.ini to start afresh"
+			fi
+			exit 1
 		fi
 		sleep 0.1
 	done
-	say "$name did not start in 10 s:"; tail -5 "$out" >&2; exit 1
+	say "$name did not start in 10 s:"; tail -n +"$((n0 + 1))" "$out" | tail -5 >&2; exit 1
 }
 
 say "starting the timestamp authority on https://127.0.0.1:$TSA_PORT/tsa"
@@ -165,6 +172,7 @@ start "timestamp authority" "$D/logs/tsa.log" "$SG" service --config "$D/tsa.ini
 say "starting the signing service on https://127.0.0.1:$SVC_PORT"
 start "signing service" "$D/logs/service.log" "$SG" service --config "$D/signgate.ini"
 say "starting the download server on http://127.0.0.1:$DL_PORT"
+SERVE_N0=$(wc -l < "$D/logs/serve.log" 2>/dev/null || echo 0)
 start "download server" "$D/logs/serve.log" "$SG" serve --config "$D/serve.ini"
 
 # demo_failed WHAT: with the demo's own settings, the end-to-end check must
@@ -180,7 +188,10 @@ demo_failed() {
 say "downloading hello.exe through the download server"
 rm -f "$D/downloads/hello.exe"
 if ! curl -fsS -o "$D/downloads/hello.exe" "http://127.0.0.1:$DL_PORT/download/hello.exe"; then
-	demo_failed "the download server could not deliver hello.exe signed: $(grep -E ' (error|warn) ' "$D/logs/serve.log" | tail -n 1 | cut -c 26-)"
+	# The error line says why; the access line after it only that it failed.
+	why=$(tail -n +"$((SERVE_N0 + 1))" "$D/logs/serve.log" | grep -E ' error ' | tail -n 1 | cut -c 26-)
+	[[ -n $why ]] || why=$(tail -n +"$((SERVE_N0 + 1))" "$D/logs/serve.log" | grep -E ' warn ' | tail -n 1 | cut -c 26-)
+	demo_failed "the download server could not deliver hello.exe signed: $why"
 else
 	say "verifying with signgate"
 	"$SG" verify --ca "$D/pki/root-ca.pem" "$D/downloads/hello.exe" | sed 's/^/  /'
