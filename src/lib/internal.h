@@ -91,4 +91,9 @@ sg_status sg_embed_checked(sg_file *f, const unsigned char *sig, size_t siglen,
 sg_status sg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 sg_status sg_write_all(int fd, const void *buf, size_t len);
 
+/* Takes the module-path out of a PKCS#11 URI (RFC 7512, p11-kit's parser):
+ * *rest the URI without it, *module the path or NULL; both from malloc. */
+sg_status sg_pkcs11_uri_split_module(const char *uri, char **rest,
+                                     char **module);
+
 #endif

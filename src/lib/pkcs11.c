@@ -836,8 +836,9 @@ static sg_status p11_session_open(struct p11_signer *ps)
 	if(!ps->pin && (ps->token_flags & CKF_LOGIN_REQUIRED) &&
 	   !(ps->token_flags & CKF_PROTECTED_AUTHENTICATION_PATH))
 		return sg_fail(SG_ERR_PIN, "token '%s' needs a PIN: give "
-		               "pin-source or pin-value in the URI, or a PIN",
-		               ps->token);
+		               "pin-source or pin-value in the URI, or the PIN "
+		               "(--pass on the command line; pass, or "
+		               "custom_pass, in a configuration)", ps->token);
 	login = ps->pin || (ps->token_flags & CKF_LOGIN_REQUIRED);
 	rv = f->C_OpenSession(ps->slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
 	if(rv != CKR_OK)
@@ -1493,6 +1494,51 @@ static sg_status p11_open_key(struct p11_signer *ps, X509 **cert_out)
 			ps->have_serial = 1;
 	ps->opened = 1;
 	return cert_out ? p11_find_cert(ps, cert_out) : SG_OK;
+}
+
+sg_status sg_pkcs11_uri_split_module(const char *uri, char **rest,
+                                     char **module)
+{
+	P11KitUri *u;
+	const char *path;
+	char *text = NULL;
+	sg_status rc = SG_OK;
+	int prc;
+
+	*rest = NULL;
+	*module = NULL;
+	u = p11_kit_uri_new();
+	if(!u)
+		return sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
+	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
+	if(prc != P11_KIT_URI_OK) {
+		rc = sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
+		             p11_kit_uri_message(prc));
+		goto out;
+	}
+	path = p11_kit_uri_get_module_path(u);
+	if(path && !(*module = strdup(path))) {
+		rc = sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
+		goto out;
+	}
+	p11_kit_uri_set_module_path(u, NULL);
+	prc = p11_kit_uri_format(u, P11_KIT_URI_FOR_ANY, &text);
+	if(prc != P11_KIT_URI_OK) {
+		rc = sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
+		             p11_kit_uri_message(prc));
+		goto out;
+	}
+	*rest = text;
+	text = NULL;
+out:
+	if(rc) {
+		free(*module);
+		*module = NULL;
+	}
+	free(text);
+	p11_uri_forget_pin(u);
+	p11_kit_uri_free(u);
+	return rc;
 }
 
 sg_status sg_pkcs11_open(const char *uri, const char *pin,

@@ -140,6 +140,7 @@ struct admin_view {
 	const char *errs[ADMIN_FIELDS][2];   /* field, message (in msgs) */
 	char msgs[ADMIN_FIELDS][300];
 	char errbuf[700], warnbuf[600];     /* what form_error, message point to */
+	int message_warn;                   /* message is a "saved, but" warning */
 	size_t nerrs;
 };
 
@@ -590,6 +591,19 @@ static void admin_reply(struct admin_call *req, int code, const char *ctype,
 		evbuffer_add_buffer(req->reply, body);
 }
 
+/* A plain-text answer saying why (for refusals a script would otherwise
+ * see as an empty 403). */
+static void admin_reply_text(struct admin_call *req, int code, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if(b)
+		evbuffer_add_printf(b, "%s\n", text);
+	admin_reply(req, code, "text/plain; charset=utf-8", b);
+	if(b)
+		evbuffer_free(b);
+}
+
 static void admin_redirect(struct admin_call *req, const char *to)
 {
 	evhttp_add_header((&req->out), "Location", to);
@@ -914,7 +928,8 @@ static void admin_main_page(sg_admin *a, struct admin_call *req, const char *csr
 	                    "Configuration → Security</a> · <a href=\"#signing\">Signing method</a>"
 	                    " · <a href=\"#test\">Test</a></nav>\n", csrf);
 	if(v && v->message) {
-		evbuffer_add_printf(b, "<p class=\"ok\" id=\"message\">");
+		evbuffer_add_printf(b, "<p class=\"%s\" id=\"message\">",
+		                    v->message_warn ? "warn" : "ok");
 		admin_esc(b, v->message);
 		evbuffer_add_printf(b, "</p>\n");
 	}
@@ -1442,7 +1457,9 @@ out:
 			sg_outfile_abort(&o);
 		v->form_error = err;
 	} else if(warning[0]) {
+		sg_log(SG_LOG_WARN, "admin page: %s", warning);
 		v->message = warning;
+		v->message_warn = 1;
 	}
 	serve_signing_put(g);
 	sg_config_free(nc);
@@ -1570,6 +1587,18 @@ static void admin_pct(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+/* Replaces the first what in buf (a string of at most size bytes) with
+ * with, cutting the end if it does not fit. */
+static void admin_subst(char *buf, size_t size, const char *what, const char *with)
+{
+	char *at = strstr(buf, what), tail[1024];
+
+	if(!at)
+		return;
+	snprintf(tail, sizeof(tail), "%s", at + strlen(what));
+	snprintf(at, size - (size_t)(at - buf), "%s%s", with, tail);
+}
+
 static void admin_post_method(sg_admin *a, struct admin_call *req, const char *csrf,
                               struct evkeyvalq *form)
 {
@@ -1587,6 +1616,7 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 	char uri[600] = "", mod[400];
 	char *token_spec = NULL, *ca_path = NULL, *chain_path = NULL, *pin_spec = NULL;
 	char *pfx_path = NULL, *pfx_spec = NULL, *tmp = NULL;
+	char *uri_rest = NULL, *uri_mod = NULL;
 	int service = !strcmp(method, "service"), pkcs12 = !strcmp(kind, "pkcs12");
 	struct serve_signing *g;
 	const sg_config *c;
@@ -1622,6 +1652,20 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 	} else if(!strcmp(method, "custom") && !pkcs12) {
 		if(strcmp(kind, "pkcs11"))
 			admin_bad(&v, "custom_kind", "choose a PKCS#11 key or a PKCS#12 file");
+		/* The URI as the config file writes it, module-path and all:
+		 * the module goes to its own field. */
+		if(!strncmp(ckey, "pkcs11:", 7) && strstr(ckey, "module-path=")) {
+			if(sg_pkcs11_uri_split_module(ckey, &uri_rest, &uri_mod))
+				admin_bad(&v, "custom_key", sg_last_error());
+			else if(*module && uri_mod && strcmp(module, uri_mod))
+				admin_bad(&v, "custom_key", "its module-path is not the module given "
+				          "above: give the module once");
+			else {
+				ckey = uri_rest;
+				if(!*module && uri_mod)
+					module = uri_mod;
+			}
+		}
 		if(!*module || module[0] != '/')
 			admin_bad(&v, "pkcs11_module", "the module's absolute path, e.g. "
 			          "/usr/lib/softhsm/libsofthsm2.so");
@@ -1633,8 +1677,6 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 			admin_bad(&v, "custom_key", "a PKCS#11 URI such as pkcs11:token=NAME;object=LABEL");
 		else if((why = admin_line_value(ckey)) || strchr(ckey, ' '))
 			admin_bad(&v, "custom_key", why ? why : "must not hold spaces (write %20)");
-		else if(strstr(ckey, "module-path="))
-			admin_bad(&v, "custom_key", "give the module in its own field, not in the URI");
 		else if(strstr(ckey, "pin-value=") || strstr(ckey, "pin-source="))
 			admin_bad(&v, "custom_key", "give the PIN in its own field, not in the URI (it "
 			          "would be kept and shown in clear)");
@@ -1716,6 +1758,12 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 				ch[n++] = (sg_cfg_change){ "custom_pass", NULL };   /* a PIN */
 		}
 		rc = admin_apply(a, ch, n, "the signing method", &v);
+		/* Files uploaded now are removed again: name them as the user
+		 * knows them. */
+		if(rc && chain_path)
+			admin_subst(v.errbuf, sizeof(v.errbuf), chain_path, "the uploaded chain");
+		if(rc && pfx_path)
+			admin_subst(v.errbuf, sizeof(v.errbuf), pfx_path, "the uploaded file");
 		/* A refused PIN or password is shown beside its field too. */
 		if(rc && strstr(v.errbuf, "wrong PIN for"))
 			admin_bad(&v, "custom_pin", "the token refused this PIN (nothing was saved)");
@@ -1729,6 +1777,8 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 	free(pin_spec);
 	free(pfx_path);
 	free(pfx_spec);
+	free(uri_rest);
+	free(uri_mod);
 	if(pfx) {
 		OPENSSL_cleanse(pfx, pfxlen);
 		free(pfx);
@@ -1896,7 +1946,8 @@ static void admin_dispatch(sg_admin *a, struct admin_call *req)
 	if(!admin_same_origin(req)) {
 		sg_log(SG_LOG_WARN, "admin page: refused a POST %s from %s: its Origin is another "
 		       "site", path, peer);
-		admin_reply(req, 403, "text/plain; charset=utf-8", NULL);
+		admin_reply_text(req, 403, "refused: the form's Origin is another site (the admin "
+		                 "page takes forms from its own pages only)");
 		return;
 	}
 	if(admin_form(req, &form)) {
@@ -1929,7 +1980,8 @@ static void admin_dispatch(sg_admin *a, struct admin_call *req)
 	          CRYPTO_memcmp(admin_value(&form, "csrf"), csrf, 64)) {
 		sg_log(SG_LOG_WARN, "admin page: refused a POST %s from %s: wrong CSRF token", path,
 		       peer);
-		admin_reply(req, 403, "text/plain; charset=utf-8", NULL);
+		admin_reply_text(req, 403, "refused: the form's CSRF token is missing or wrong "
+		                 "(send the csrf field of the page you were given; reload it)");
 	} else if(!strcmp(path, "/conf/logout")) {
 		admin_session_end(a, slot, req);
 		admin_redirect(req, "/conf");

@@ -532,6 +532,28 @@ for bad_url in 'https://127.0.0.1:99999' 'https://127.0.0.1:0' 'http://127.0.0.1
 	[[ -n $msg ]] && ok "11. service_url $bad_url refused (HTTP $code): $msg" || bad "11. service_url $bad_url: HTTP $code, no message beside the field"
 done
 [[ $(sha "$ACFG") == "$H0" ]] && ok "11. refused service URLs left the config as it was" || bad "11. a refused service URL changed the config"
+# A refused form says why in its body too (a script sees no page).
+code=$(post c1 "$A/conf/proxy" "$W/c1-403.txt" --data-urlencode "proxy=127.0.0.1:1")
+[[ $code == 403 ]] && grep -q 'CSRF token is missing or wrong' "$W/c1-403.txt" && ok "11. 403 without CSRF token says why: $(head -c 80 "$W/c1-403.txt")" || bad "11. 403 body: HTTP $code '$(head -c 200 "$W/c1-403.txt")'"
+# The key URI as the config file writes it (module-path in it) is taken;
+# a module-path other than the module field is refused beside the URI; an
+# uploaded chain that does not match is named as such, not by its removed
+# temporary file.  All refused here: nothing changes.
+custom() {
+	post c1 "$A/conf/method" "$W/c1-custom.html" -H "Origin: $A" --data-urlencode "csrf@$W/c1.csrf" \
+		--data-urlencode sign_method=custom --data-urlencode custom_kind=pkcs11 "$@"
+}
+code=$(custom --data-urlencode pkcs11_module=/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so \
+	--data-urlencode "custom_key=pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD" --data-urlencode "custom_pin@$PKI/pin.txt")
+msg=$(grep -o 'id="err-custom_key"[^>]*>[^<]*' "$W/c1-custom.html" | sed 's/.*>//')
+[[ $msg == *"module-path is not the module given"* ]] && ok "11. a URI's module-path other than the module field: refused beside the URI" || bad "11. module-path mismatch: HTTP $code '$msg'"
+code=$(custom --data-urlencode pkcs11_module= --data-urlencode "custom_key=pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD" \
+	--data-urlencode "custom_pin@$PKI/pin.txt" --data-urlencode "custom_chain_pem@$PKI/codesign-ec.pem")
+form_err=$(grep -o 'id="form-error"[^>]*>[^<]*' "$W/c1-custom.html" | sed 's/.*>//')
+[[ $form_err == *"the uploaded chain"* && $form_err != *custom-chain-* && -z $(grep -o 'id="err-custom_key"[^>]*>[^<]*' "$W/c1-custom.html" | sed 's/.*>//') ]] \
+	&& ok "11. URI with module-path taken; a chain for another key named 'the uploaded chain': ${form_err:0:120}" \
+	|| bad "11. URI with module-path / wrong chain: HTTP $code form-error '$form_err' custom_key error '$(grep -o 'id="err-custom_key"[^>]*>[^<]*' "$W/c1-custom.html")'"
+[[ $(sha "$ACFG") == "$H0" ]] && ok "11. the refused custom settings left the config as it was" || bad "11. a refused custom setting changed the config"
 
 # First start without a password: the setup code.
 mkdir -p "$W/b"
