@@ -261,6 +261,15 @@ int cmd_verify(int argc, char **argv)
 	if(rc == SG_ERR_VERIFY) {
 		if(!quiet && !json)
 			printf("Result: INVALID\n");
+		/* The likeliest cause of a chain that ends nowhere. */
+		if(!quiet && !json && !vo.ca_file) {
+			int untrusted = 0;
+			for(size_t i = 0; i < nshown; i++)
+				untrusted |= strstr(reps[i].reason, "local issuer") != NULL;
+			if(untrusted)
+				printf("Hint: no --ca given, so only the system's trusted roots "
+				       "count; give the signer's root with --ca ROOTS.pem\n");
+		}
 		return EXIT_FAILED;
 	}
 	if(rc)

@@ -461,10 +461,14 @@ static sg_status ts_judge(const sg_tsa_opts *o, const char *url, const ts_reply 
 	if(rep->cc == CURLE_OUT_OF_MEMORY)
 		return sg_fail(SG_ERR_NOMEM, "out of memory talking to timestamp server %s", url);
 	if(rep->cc != CURLE_OK)
-		return sg_fail(SG_ERR_NETWORK, "timestamp server %s%s: %s%s%s (%d attempt%s)", url,
+		return sg_fail(SG_ERR_NETWORK, "timestamp server %s%s: %s%s%s (%d attempt%s)%s", url,
 		               o->proxy.url && *o->proxy.url ? " (through the proxy)" : "",
 		               curl_easy_strerror(rep->cc), rep->errbuf[0] ? ": " : "", rep->errbuf,
-		               attempts, attempts == 1 ? "" : "s");
+		               attempts, attempts == 1 ? "" : "s",
+		               rep->cc == CURLE_PEER_FAILED_VERIFICATION && !o->ca_file
+		                   ? "; its certificate was checked against the system's roots only: "
+		                     "give its CA (--timestamp-ca, or timestamp_ca in a configuration)"
+		                   : "");
 	if(rep->http != 200) {
 		/* A short plain-text reason helps; anything else is not shown. */
 		if(!strncasecmp(rep->ctype, "text/plain", 10) && rep->body.len)
