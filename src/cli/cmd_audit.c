@@ -91,7 +91,7 @@ int cmd_audit(int argc, char **argv)
 	} else if(rc) {
 		printf("audit log BROKEN: %s\n", res.problem);
 		printf("intact before line %llu: %llu record%s, last seq %llu, last hash %s\n",
-		       (unsigned long long)res.bad_line, (unsigned long long)res.records,
+		       (unsigned long long)res.records + 1, (unsigned long long)res.records,
 		       res.records == 1 ? "" : "s", (unsigned long long)res.last_seq, res.last_hash);
 	} else {
 		printf("audit log intact: %llu record%s, last seq %llu, last hash %s\n",

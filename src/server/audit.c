@@ -351,7 +351,8 @@ static sg_status audit_bad(sg_audit_check *res, uint64_t line, const char *fmt, 
 
 /* Checks line number ln (len bytes) against the record before it: seq
  * and hash in res. */
-static sg_status audit_check_line(sg_audit_check *res, uint64_t ln, const char *line, size_t len)
+static sg_status audit_check_line(sg_audit_check *res, uint64_t ln, const char *line, size_t len,
+                                  int *unlinked)
 {
 	char why[200], prev[SG_AUDIT_HASH_HEX + 1];
 	int64_t seq;
@@ -383,6 +384,7 @@ static sg_status audit_check_line(sg_audit_check *res, uint64_t ln, const char *
 		return audit_bad(res, ln, "seq %lld follows seq %llu: line %llu was inserted or moved "
 		                 "here (or lines were swapped)", (long long)seq,
 		                 (unsigned long long)res->last_seq, (unsigned long long)ln);
+	*unlinked = !linked;
 	if(!linked)
 		return audit_bad(res, ln, "prev does not match line %llu (line %llu was changed, or a "
 		                 "line was removed or inserted before %llu)", (unsigned long long)(ln - 1),
@@ -395,7 +397,8 @@ sg_status sg_audit_verify(const char *path, sg_audit_check *res)
 	char *buf = malloc(SG_AUDIT_MAX_LINE + 1);
 	size_t len;
 	uint64_t ln = 0;
-	int complete, too_long, r;
+	int complete, too_long, r, unlinked = 0;
+	char before[SG_AUDIT_HASH_HEX + 1];   /* last_hash one line earlier */
 	sg_status rc = SG_OK;
 	struct stat st;
 	FILE *fp = NULL;
@@ -426,9 +429,17 @@ sg_status sg_audit_verify(const char *path, sg_audit_check *res)
 			               "written, or the file was truncated)");
 			goto out;
 		}
-		rc = audit_check_line(res, ln, buf, len);
+		rc = audit_check_line(res, ln, buf, len, &unlinked);
+		if(rc && unlinked && res->records > 0) {
+			/* Line ln-1 may be the changed one: it is not vouched
+			 * for either. */
+			res->records--;
+			res->last_seq--;
+			memcpy(res->last_hash, before, sizeof(before));
+		}
 		if(rc)
 			goto out;
+		memcpy(before, res->last_hash, sizeof(before));
 		res->records++;
 		res->last_seq++;
 		audit_hash(buf, len, res->last_hash);

@@ -60,7 +60,9 @@ json_t *sg_audit_str(const char *s);
 
 /* What sg_audit_verify found. */
 typedef struct sg_audit_check {
-	uint64_t records;            /* lines that check out, before the first bad one */
+	uint64_t records;            /* lines that check out, before the first bad one
+	                              * (and before the line ahead of it when either
+	                              * may be the changed one) */
 	uint64_t last_seq;           /* of the last good line (0: none) */
 	char last_hash[SG_AUDIT_HASH_HEX + 1];  /* SHA-256 of the last good line */
 	uint64_t bad_line;           /* 1-based; 0: the whole log is intact */

@@ -235,6 +235,11 @@ tamper json 5
 expect_msg "line 5 no longer JSON: named" 1 'line 5: not valid JSON' "$SIGNGATE" audit verify "$W/t.jsonl"
 "$SIGNGATE" audit verify "$W/t.jsonl" > "$W/v.out"
 grep -q '^intact before line 5: 4 records, last seq 4' "$W/v.out" && ok "broken: the intact part is reported" || bad "broken output: $(cat "$W/v.out")"
+# A changed line shows at the next one, whose prev no longer matches: either
+# may be the changed one, so neither counts as intact.
+tamper byte 4
+"$SIGNGATE" audit verify "$W/t.jsonl" > "$W/v.out"
+grep -q '^intact before line 4: 3 records, last seq 3' "$W/v.out" && ok "line 4 changed: intact before line 4" || bad "line 4 changed: $(cat "$W/v.out")"
 tamper swap 3
 out=$("$SIGNGATE" audit verify --json "$W/t.jsonl"); rc=$?
 python3 -c 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if not j["intact"] and j["line"]==3 and j["records"]==2 else 1)' "$out" \
