@@ -16,7 +16,7 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) $(CI_FLAGS) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) $(if $(TARGET),--target $(TARGET),)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -36,7 +36,9 @@ tsan: deps
 
 check: test asan tsan
 
-demo: build
+# The demo needs the command only, not the tests.
+demo:
+	@$(MAKE) --no-print-directory build TARGET=signgate_cli
 	@bash scripts/demo.sh
 
 bench: build
