@@ -503,8 +503,8 @@ struct p11_signer {
 	/* The token refused the PIN on a reconnect: logging in again with it
 	 * would only count down the token's tries until it locks, so no more
 	 * are made; the signer must be opened anew (restart, or the admin
-	 * page's Save).  The status it failed with. */
-	sg_status pin_refused;
+	 * page's Save). */
+	int pin_refused;
 	CK_OBJECT_HANDLE key;
 	CK_KEY_TYPE key_type;
 	/* The PIN, kept only to log in again on reconnect; from
@@ -851,8 +851,7 @@ static sg_status p11_session_open(struct p11_signer *ps)
 		if(rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 			p11_slot_unref(ps->mod, ps->slot);
 			rc = p11_fail_rv(rv, "C_Login", "token", ps->token);
-			if(rc == SG_ERR_PIN)
-				ps->pin_refused = rc;
+			ps->pin_refused = rc == SG_ERR_PIN;
 		}
 	}
 	pthread_mutex_unlock(&p11_lock);
@@ -1320,7 +1319,7 @@ static sg_status p11_sign_session(struct p11_signer *ps,
 
 	*lost = 0;
 	if(ps->pin_refused)
-		return sg_fail(ps->pin_refused, "token '%s' refused the PIN "
+		return sg_fail(SG_ERR_PIN, "token '%s' refused the PIN "
 		               "when signgate logged in to it again; it makes "
 		               "no more tries, which would lock the token: "
 		               "set the right PIN, then restart the service "
@@ -1429,6 +1428,25 @@ static const struct sg_signer_ops p11_ops = {
 	.free = p11_signer_free,
 };
 
+/* p11-kit's parse of uri into *out (NULL on failure; p11_kit_uri_free). */
+static sg_status p11_uri_parse(const char *uri, P11KitUri **out)
+{
+	int prc;
+
+	*out = p11_kit_uri_new();
+	if(!*out)
+		return sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
+	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, *out);
+	if(prc != P11_KIT_URI_OK) {
+		p11_uri_forget_pin(*out);
+		p11_kit_uri_free(*out);
+		*out = NULL;
+		return sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
+		               p11_kit_uri_message(prc));
+	}
+	return SG_OK;
+}
+
 /*
  * Parses uri into ps->uri and says which module it names.  Messages quote
  * parts of the URI, never all of it: it may hold a pin-value.
@@ -1436,16 +1454,12 @@ static const struct sg_signer_ops p11_ops = {
 static sg_status p11_parse_uri(struct p11_signer *ps, const char *uri,
                                const char **path)
 {
-	int prc;
+	sg_status rc;
 
 	*path = NULL;
-	ps->uri = p11_kit_uri_new();
-	if(!ps->uri)
-		return sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
-	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, ps->uri);
-	if(prc != P11_KIT_URI_OK)
-		return sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
-		               p11_kit_uri_message(prc));
+	rc = p11_uri_parse(uri, &ps->uri);
+	if(rc)
+		return rc;
 	/* p11-kit's match functions fail on any attribute they did not
 	 * recognize; say so rather than "token not found". */
 	if(p11_kit_uri_any_unrecognized(ps->uri))
@@ -1502,20 +1516,14 @@ sg_status sg_pkcs11_uri_split_module(const char *uri, char **rest,
 	P11KitUri *u;
 	const char *path;
 	char *text = NULL;
-	sg_status rc = SG_OK;
+	sg_status rc;
 	int prc;
 
 	*rest = NULL;
 	*module = NULL;
-	u = p11_kit_uri_new();
-	if(!u)
-		return sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");
-	prc = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
-	if(prc != P11_KIT_URI_OK) {
-		rc = sg_fail(SG_ERR_USAGE, "bad PKCS#11 URI: %s",
-		             p11_kit_uri_message(prc));
-		goto out;
-	}
+	rc = p11_uri_parse(uri, &u);
+	if(rc)
+		return rc;
 	path = p11_kit_uri_get_module_path(u);
 	if(path && !(*module = strdup(path))) {
 		rc = sg_fail(SG_ERR_NOMEM, "out of memory parsing a URI");

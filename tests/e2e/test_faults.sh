@@ -79,15 +79,29 @@ sign_req() {
 		-H 'Content-Type: application/json' --data-binary "@${2:-$W/req.json}" "$1/v1/sign" || echo 000
 }
 health() { curl -s -m 5 -o /dev/null -w '%{http_code}' --cacert "$PKI/root-ca.pem" "$1/health" || echo 000; }
-# sig_ok NAME: the signature in $W/body attaches to hello64.exe and verifies.
-sig_ok() {
+# sig_valid BODY: the signature in BODY attaches to hello64.exe and verifies
+# with osslsigncode (quietly; BODY.der and BODY.exe are left beside it).
+sig_valid() {
 	python3 -c 'import json,base64,sys; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["signature"]))' \
-		"$W/body" "$W/sig.der" 2>/dev/null \
-		&& "$SIGNGATE" attach-signature "$F" --signature "$W/sig.der" -o "$W/att.exe" >/dev/null 2>&1 \
-		&& osslsigncode verify -CAfile "$PKI/root-ca.pem" -in "$W/att.exe" >/dev/null 2>&1 \
-		&& ok "$1" || bad "$1: the signature does not verify"
-	rm -f "$W/att.exe"
+		"$1" "$1.der" 2>/dev/null \
+		&& "$SIGNGATE" attach-signature "$F" --signature "$1.der" -o "$1.exe" >/dev/null 2>&1 \
+		&& osslsigncode verify -CAfile "$PKI/root-ca.pem" -in "$1.exe" >/dev/null 2>&1
 }
+# sig_ok NAME: the signature in $W/body attaches to hello64.exe and verifies.
+sig_ok() { sig_valid "$W/body" && ok "$1" || bad "$1: the signature does not verify"; }
+# signs_again URL: asks for a signature every 0.2 s until one is granted
+# (0) or 50 were not (1); the last status in $code, its body in $W/body.
+signs_again() {
+	local _
+	for _ in $(seq 1 50); do
+		code=$(sign_req "$1")
+		[[ $code == 200 ]] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# log_since N: the service's log after its first N lines.
+log_since() { tail -n +"$(($1 + 1))" "$W/hsm.log"; }
 
 # ------------------------------------------------------------------ 1. the token goes away
 
@@ -142,13 +156,7 @@ mv -T "$W/pki/tokens.away" "$W/pki/tokens"
 # directory vanished stays gone until the module is initialized again:
 # the backend does that itself (p11_module_reinit, at most once a second)
 # when it cannot find the token, and both signers open new sessions.
-back=
-for _ in $(seq 1 50); do
-	code=$(sign_req "$HSM")
-	[[ $code == 200 ]] && { back=$SECONDS; break; }
-	sleep 0.2
-done
-[[ -n $back ]] && sig_ok "token back: signing works again without a restart" \
+signs_again "$HSM" && sig_ok "token back: signing works again without a restart" \
 	|| bad "token back: still HTTP $code after 10 s: $(head -c 200 "$W/body")"
 code=$(sign_req "$HSM" "$W/req-ec.json")
 [[ $code == 200 ]] && sig_ok "token back: the EC key on the token signs again too" \
@@ -191,13 +199,6 @@ for k in codesign-rsa codesign-ec; do
 done
 newkeys fresh && newkeys copy || bad "could not make the impostor tokens"
 
-# sig_valid BODY: the signature in BODY attaches and verifies (quietly).
-sig_valid() {
-	python3 -c 'import json,base64,sys; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["signature"]))' \
-		"$1" "$1.der" 2>/dev/null \
-		&& "$SIGNGATE" attach-signature "$F" --signature "$1.der" -o "$1.exe" >/dev/null 2>&1 \
-		&& osslsigncode verify -CAfile "$PKI/root-ca.pem" -in "$1.exe" >/dev/null 2>&1
-}
 declare -A IMP_SAYS=([fresh]='now has serial number' [copy]='does not verify with the certificate')
 for imp in fresh copy; do
 	n0=$(wc -l <"$W/hsm.log")
@@ -211,7 +212,7 @@ for imp in fresh copy; do
 		[[ $code == 200 ]] && ! sig_valid "$W/imp.body" && badsig=$((badsig + 1))
 		sleep 0.25
 	done
-	says=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 -F "${IMP_SAYS[$imp]}")
+	says=$(log_since "$n0" | grep -m1 -F "${IMP_SAYS[$imp]}")
 	[[ $badsig == 0 ]] && ok "token swapped ($imp): no signature that does not verify" \
 		|| bad "token swapped ($imp): $badsig answers 200 with a signature that does not verify ($codes)"
 	[[ $codes == *"503 503 503 503 " && -n $says ]] \
@@ -222,13 +223,7 @@ for imp in fresh copy; do
 	# writing into the impostor's directory at this moment.
 	mv -T "$W/pki/tokens" "$W/pki/tokens.$imp-out"
 	mv -T "$W/pki/tokens.real" "$W/pki/tokens"
-	back=
-	for _ in $(seq 1 50); do
-		code=$(sign_req "$HSM")
-		[[ $code == 200 ]] && { back=1; break; }
-		sleep 0.2
-	done
-	[[ -n $back ]] && sig_ok "token swapped ($imp) and put back: signing works again" \
+	signs_again "$HSM" && sig_ok "token swapped ($imp) and put back: signing works again" \
 		|| bad "token swapped ($imp) and put back: still HTTP $code: $(head -c 200 "$W/body")"
 done
 
@@ -250,8 +245,8 @@ for i in $(seq 1 20); do
 	codes+="$(sign_req "$HSM" "$req") "
 	sleep 0.15
 done
-logins=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -c 'C_Login')
-refused=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 'refused the PIN')
+logins=$(log_since "$n0" | grep -c 'C_Login')
+refused=$(log_since "$n0" | grep -m1 'refused the PIN')
 [[ $codes != *200* && $logins -ge 1 && $logins -le 2 && -n $refused ]] \
 	&& ok "PIN changed: refused with 503; $logins failed login(s), one per key, no more" \
 	|| bad "PIN changed: answers $codes; $logins failed logins logged; ${refused:-no 'refused the PIN' in the log}"
@@ -271,19 +266,13 @@ n0=$(wc -l <"$W/hsm.log")
 mv -T "$W/pki/tokens" "$W/pki/tokens.away"
 mv -T "$W/pki/softhsm2.conf" "$W/pki/softhsm2.conf.away"
 for _ in $(seq 1 8); do sign_req "$HSM" >/dev/null; sleep 0.3; done
-said=$(tail -n +"$((n0 + 1))" "$W/hsm.log" | grep -m1 'could not be initialized again (C_Initialize: CKR_')
+said=$(log_since "$n0" | grep -m1 'could not be initialized again (C_Initialize: CKR_')
 mv -T "$W/pki/softhsm2.conf.away" "$W/pki/softhsm2.conf"
 mv -T "$W/pki/tokens.away" "$W/pki/tokens"
 [[ -n $said ]] && ok "module cannot be initialized: the log names C_Initialize's error" \
 	|| bad "module cannot be initialized: no 'could not be initialized again' in the log"
 echo "     ${said:0:240}"
-back=
-for _ in $(seq 1 50); do
-	code=$(sign_req "$HSM")
-	[[ $code == 200 ]] && { back=1; break; }
-	sleep 0.2
-done
-[[ -n $back ]] && sig_ok "module initialized again once its configuration is back: signing works" \
+signs_again "$HSM" && sig_ok "module initialized again once its configuration is back: signing works" \
 	|| bad "configuration back: still HTTP $code: $(head -c 200 "$W/body")"
 stop "$HSM_PID"
 
