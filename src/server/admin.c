@@ -1763,7 +1763,7 @@ static void admin_post_method(sg_admin *a, struct admin_call *req, const char *c
 		if(rc && chain_path)
 			admin_subst(v.errbuf, sizeof(v.errbuf), chain_path, "the uploaded chain");
 		if(rc && pfx_path)
-			admin_subst(v.errbuf, sizeof(v.errbuf), pfx_path, "the uploaded file");
+			admin_subst(v.errbuf, sizeof(v.errbuf), pfx_path, "you uploaded");
 		/* A refused PIN or password is shown beside its field too. */
 		if(rc && strstr(v.errbuf, "wrong PIN for"))
 			admin_bad(&v, "custom_pin", "the token refused this PIN (nothing was saved)");

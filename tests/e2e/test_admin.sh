@@ -554,6 +554,15 @@ form_err=$(grep -o 'id="form-error"[^>]*>[^<]*' "$W/c1-custom.html" | sed 's/.*>
 	&& ok "11. URI with module-path taken; a chain for another key named 'the uploaded chain': ${form_err:0:120}" \
 	|| bad "11. URI with module-path / wrong chain: HTTP $code form-error '$form_err' custom_key error '$(grep -o 'id="err-custom_key"[^>]*>[^<]*' "$W/c1-custom.html")'"
 [[ $(sha "$ACFG") == "$H0" ]] && ok "11. the refused custom settings left the config as it was" || bad "11. a refused custom setting changed the config"
+# A PKCS#12 upload its password does not open: the error names the
+# file "you uploaded", not the temporary file it was saved in and removed from.
+code=$(post c1 "$A/conf/method" "$W/c1-p12.html" -H "Origin: $A" --data-urlencode "csrf@$W/c1.csrf" \
+	--data-urlencode sign_method=custom --data-urlencode custom_kind=pkcs12 \
+	--data-urlencode "pfx_b64=$(base64 -w0 "$PKI/codesign-soft.pfx")" --data-urlencode pfx_password=not-the-password)
+form_err=$(grep -o 'id="form-error"[^>]*>[^<]*' "$W/c1-p12.html" | sed 's/.*>//')
+[[ $code == 400 && $form_err == *"PKCS#12 file you uploaded"* && $form_err != *.p12* ]] \
+	&& ok "11. a PKCS#12 upload with a wrong password: '${form_err:0:100}'" || bad "11. wrong PKCS#12 password: HTTP $code '$form_err'"
+[[ $(sha "$ACFG") == "$H0" ]] && ok "11. ... and the config is as it was" || bad "11. a refused PKCS#12 upload changed the config"
 
 # First start without a password: the setup code.
 mkdir -p "$W/b"

@@ -224,6 +224,11 @@ grep -q 'Timestamp Server Signature verification: ok' "$W/ossl-verify.txt" && gr
 	&& ok "osslsigncode verify accepts our timestamp" || bad "osslsigncode verify: $(tail -5 "$W/ossl-verify.txt")"
 KEY="pkcs11:token=signgate;object=codesign-rsa?module-path=$MOD&pin-source=file:$PKI/pin.txt"
 expect "signgate sign with the token key" "$SIGNGATE" sign --key "$KEY" --cert "$PKI/codesign-rsa.pem" "$F" -o "$W/sg.exe"
+# Without --timestamp-ca the TSA's TLS certificate meets the system's roots
+# only: the error says which option gives its CA, and no output is left.
+expect_msg "signgate timestamp without --timestamp-ca: names the option" 1 'system.s roots only: give its CA \(--timestamp-ca' \
+	"$SIGNGATE" timestamp --timestamp "$URL/tsa" "$W/sg.exe" -o "$W/sg-nots.exe"
+[[ ! -e $W/sg-nots.exe ]] && ok "no output file after the refused timestamp" || bad "a refused timestamp left $W/sg-nots.exe"
 expect "osslsigncode add -ts to a signgate signature" osslsigncode add -ts "$URL/tsa" -HTTPS-CAfile "$PKI/root-ca.pem" \
 	-in "$W/sg.exe" -out "$W/sg-ts.exe"
 osslsigncode verify -CAfile "$PKI/root-ca.pem" -TSA-CAfile "$PKI/root-ca.pem" -in "$W/sg-ts.exe" > "$W/sg-verify.txt" 2>&1

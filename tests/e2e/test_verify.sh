@@ -352,6 +352,7 @@ A=$CORPUS/anchors
 expect_msg "grub: valid with Debian's CA" 0 'valid \(1 signature\)' sgv --ca "$A/debian-secure-boot-ca.pem" "$CORPUS/grubx64-signed.efi"
 expect_msg "grub: digest and signature ok without it" 1 'digest ok, signature ok, chain FAILED' sgv --ca "$PKI/root-ca.pem" "$CORPUS/grubx64-signed.efi"
 expect_msg "grub: untrusted in the system store" 1 'certificate chain: unable to get local issuer' sgv "$CORPUS/grubx64-signed.efi"
+expect_msg "no --ca: the hint names --ca" 1 '^Hint: no --ca given, .*--ca ROOTS.pem' sgv "$CORPUS/grubx64-signed.efi"
 # shim: two entries, Microsoft UEFI CA 2011 and 2023, each with an RFC 3161
 # timestamp by the Microsoft Time-Stamp Service.  The anchor for those is
 # the Time-Stamp PCA 2010 taken from the token itself (its root is in no
